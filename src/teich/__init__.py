@@ -1,0 +1,22 @@
+"""Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
+
+from teich.errors import TeichError
+from teich.schema import FEATURES, Message, ToolCall, TrainingExample
+from teich.sources import LoadReport, load_traces, trace_is_complete
+from teich.traces import FORMAT_NAMES, detect_trace_type
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FEATURES",
+    "FORMAT_NAMES",
+    "LoadReport",
+    "Message",
+    "TeichError",
+    "ToolCall",
+    "TrainingExample",
+    "__version__",
+    "detect_trace_type",
+    "load_traces",
+    "trace_is_complete",
+]

@@ -1,0 +1,3 @@
+from teich.cli import app
+
+app(prog_name="teich")

@@ -1,0 +1,287 @@
+"""Where rows come from: files, folders, Hugging Face dataset ids and ``datasets.Dataset`` objects.
+
+:func:`iter_examples` turns any of them into normalized :class:`TrainingExample` rows, recording
+in a :class:`LoadReport` what it read, what it dropped and why, and which inputs it could not use.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import datasets
+
+from teich.errors import TeichError
+from teich.schema import FEATURES, TrainingExample, drop_nulls
+from teich.traces import find_format
+from teich.traces.conversation import complete_tool_schemas
+from teich.traces.reader import Problem, TraceFile, read_trace_file
+
+Source = str | Path | datasets.Dataset | datasets.DatasetDict
+Outcome = TrainingExample | str  # a row, or the reason it was dropped
+TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+TOOLS_SNAPSHOT = "tools.json"
+_NOT_TRACES = {TOOLS_SNAPSHOT, "dataset_info.json", "state.json", "dataset_dict.json", "config.json"}
+_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+_SPLITS = ("train", "test", "validation", "valid", "dev", "eval")
+logger = logging.getLogger("teich")
+
+
+@dataclass
+class LoadReport:
+    """What loading read, kept and dropped."""
+
+    rows: int = 0
+    files: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+
+    def summary(self) -> str:
+        parts = [f"{self.rows} rows from {self.files} files"]
+        parts += [f"dropped {n} ({reason})" for reason, n in sorted(self.dropped.items())]
+        if self.problems:
+            parts.append(f"{len(self.problems)} input problems")
+        return ", ".join(parts)
+
+
+def iter_examples(
+    source: Source | Iterable[Source],
+    report: LoadReport,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    token: str | None = None,
+    drop_incomplete_traces: bool = True,
+    on_file: Callable[[str], None] | None = None,
+) -> Iterator[TrainingExample]:
+    """Normalized rows from every input in ``source``; see the module docstring."""
+    for outcome in _raw_examples(source, report, split, revision, token, on_file):
+        if isinstance(outcome, str):
+            report.dropped[outcome] += 1
+        elif drop_incomplete_traces and not trace_is_complete(outcome):
+            report.dropped["ends on a tool result"] += 1
+        else:
+            report.rows += 1
+            yield outcome
+
+
+def trace_is_complete(row: TrainingExample | dict[str, Any]) -> bool:
+    """Whether a conversation ends on an assistant turn (not on a tool result or user turn)."""
+    messages = row.messages if isinstance(row, TrainingExample) else row["messages"]
+    last = messages[-1] if messages else None
+    role = getattr(last, "role", None) or (last or {}).get("role")
+    return role == "assistant"
+
+
+def _raw_examples(source, report, split, revision, token, on_file):
+    if isinstance(source, datasets.DatasetDict):
+        source = _split_of(source, split, "dataset")
+    if isinstance(source, datasets.Dataset):
+        yield from _dataset_examples(source, "<dataset>", report)
+    elif isinstance(source, (str, Path)):
+        yield from _path_examples(source, report, split, revision, token, on_file)
+    elif isinstance(source, Iterable):
+        for item in source:
+            yield from _raw_examples(item, report, split, revision, token, on_file)
+    else:
+        raise TeichError(f"cannot load traces from a {type(source).__name__}")
+
+
+def _path_examples(source, report, split, revision, token, on_file):
+    path = Path(source).expanduser()
+    if not path.exists():
+        if isinstance(source, str) and _HUB_ID.match(source):
+            path = _download(source, revision, token)
+            files = _split_files(_trace_files(path), split)
+        else:
+            raise TeichError(f"{source}: no such file or folder")
+    elif path.is_dir() and (path / "dataset_info.json").exists():
+        saved = datasets.load_from_disk(str(path))
+        if isinstance(saved, datasets.DatasetDict):
+            saved = _split_of(saved, split, str(path))
+        yield from _dataset_examples(saved, str(path), report)
+        return
+    else:
+        files = _trace_files(path) if path.is_dir() else [path]
+    if not files:
+        raise TeichError(f"{path}: no trace files ({', '.join(TRACE_SUFFIXES)}) found")
+    for file in files:
+        if on_file:
+            on_file(str(file))
+        report.files += 1
+        yield from _file_examples(file, report, _tool_snapshot(file, path))
+
+
+def _trace_files(folder: Path) -> list[Path]:
+    return sorted(
+        p for p in folder.rglob("*") if p.is_file() and p.suffix in TRACE_SUFFIXES and p.name not in _NOT_TRACES
+    )
+
+
+def _split_files(files: list[Path], split: str) -> list[Path]:
+    """Files of one split in a Hub dataset laid out with split names (``data/train-*.parquet``)."""
+    named = [f for f in files if any(re.search(rf"\b{s}\b", f.as_posix()) for s in _SPLITS)]
+    if not named:
+        return files
+    chosen = [f for f in named if re.search(rf"\b{re.escape(split)}\b", f.as_posix())]
+    if not chosen:
+        raise TeichError(f"split {split!r} not found among {len(files)} files")
+    return chosen
+
+
+def _split_of(dataset_dict: datasets.DatasetDict, split: str, where: str) -> datasets.Dataset:
+    if split not in dataset_dict:
+        raise TeichError(f"{where}: split {split!r} not found (have {', '.join(dataset_dict)})")
+    return dataset_dict[split]
+
+
+def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    patterns = [f"*{suffix}" for suffix in TRACE_SUFFIXES]
+    try:
+        folder = snapshot_download(
+            repo_id, repo_type="dataset", revision=revision, token=token, allow_patterns=patterns
+        )
+    except (HfHubHTTPError, LocalEntryNotFoundError, OSError) as error:
+        raise TeichError(f"{repo_id}: cannot download Hugging Face dataset ({error.__class__.__name__})") from None
+    return Path(folder)
+
+
+def _tool_snapshot(file: Path, root: Path) -> list[dict[str, Any]] | None:
+    """The nearest ``tools.json`` in the file's folder or a parent folder up to the input root."""
+    for folder in [file.parent, *file.parent.parents]:
+        snapshot = folder / TOOLS_SNAPSHOT
+        if snapshot.is_file():
+            try:
+                tools = json.loads(snapshot.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+                return None
+            return tools if isinstance(tools, list) else tools.get("tools")
+        if folder == root or folder == folder.parent:
+            return None
+    return None
+
+
+def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]] | None):
+    if file.suffix == ".parquet":
+        try:
+            rows = datasets.Dataset.from_parquet(str(file))
+        except Exception as error:  # pyarrow raises many types for damaged files
+            report.problems.append(Problem(str(file), None, f"unreadable parquet file ({error})"))
+            return
+        yield from _dataset_examples(rows, str(file), report)
+        return
+    trace = read_trace_file(file)
+    report.problems.extend(trace.problems)
+    for outcome in _convert_trace(trace, report):
+        if snapshot is not None and isinstance(outcome, TrainingExample):
+            _apply_snapshot(outcome, snapshot)
+        yield outcome
+
+
+def _apply_snapshot(example: TrainingExample, snapshot: list[dict[str, Any]]) -> None:
+    """Use a dataset-level tool snapshot for a session that declared no tools itself."""
+    if example.metadata.get("tool_schema_source") == "inferred":
+        example.tools = complete_tool_schemas(snapshot, example.messages)
+        example.metadata["tool_schema_source"] = "snapshot"
+
+
+def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
+    if not trace.records:
+        if not trace.problems:
+            report.problems.append(Problem(str(trace.path), None, "empty file"))
+        return
+    trace_format = find_format(trace.records)
+    if trace_format is None:
+        report.problems.append(Problem(str(trace.path), None, "unknown trace format"))
+        return
+    if not trace_format.PER_ROW:
+        yield _convert(trace_format, trace.records, str(trace.path), trace.lines[0], report)
+        return
+    for record, line in zip(trace.records, trace.lines, strict=False):
+        row_format = find_format([record])
+        if row_format is None or not row_format.PER_ROW:
+            report.problems.append(Problem(str(trace.path), line, "unknown row format"))
+            continue
+        yield _convert(row_format, [record], str(trace.path), line, report)
+
+
+def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport):
+    report.files += 1
+    for index, row in enumerate(dataset):
+        row = drop_nulls(row)
+        row_format = find_format([row])
+        if row_format is None or not row_format.PER_ROW:
+            report.problems.append(Problem(where, index + 1, "unknown row format"))
+            continue
+        yield _convert(row_format, [row], where, index + 1, report)
+
+
+def _convert(
+    trace_format: ModuleType, records: list[dict[str, Any]], path: str, line: int, report: LoadReport
+) -> Outcome:
+    try:
+        example = trace_format.convert(records)
+    except Exception as error:  # any damage inside a record: report it, keep going
+        message = f"cannot convert {trace_format.NAME} trace: {_describe(error)}"
+        report.problems.append(Problem(path, line or None, message))
+        return "unconvertible"
+    if example is None:
+        return "no assistant turn"
+    example.metadata.setdefault("source_file", path)
+    example.metadata.setdefault("source_line", line)
+    return example
+
+
+def _describe(error: Exception) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def load_traces(
+    source: Source | Iterable[Source],
+    split: str = "train",
+    revision: str | None = None,
+    token: str | None = None,
+    max_examples: int | None = None,
+    drop_incomplete_traces: bool = True,
+    return_report: bool = False,
+) -> datasets.Dataset | tuple[datasets.Dataset, LoadReport]:
+    """Load agent traces or chat rows from any source into a normalized ``datasets.Dataset``.
+
+    ``source`` is a file, a folder (searched recursively), a Hugging Face dataset id, a
+    ``datasets.Dataset`` (or ``DatasetDict``), or a list of these. Rows are in the storage form of
+    :meth:`TrainingExample.to_record`; read one back with :meth:`TrainingExample.from_record`.
+    Rows ending on a tool result are dropped unless ``drop_incomplete_traces=False``; what was
+    dropped and which inputs could not be read are logged, and returned with ``return_report=True``.
+    """
+    report = LoadReport()
+    rows = []
+    examples = iter_examples(
+        source, report, split=split, revision=revision, token=token, drop_incomplete_traces=drop_incomplete_traces
+    )
+    for example in examples:
+        rows.append(example.to_record())
+        if max_examples is not None and len(rows) >= max_examples:
+            break
+    if not rows and report.problems and not report.dropped:
+        raise TeichError(f"no traces could be read: {report.problems[0]}")
+    _log(report)
+    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
+    return (dataset, report) if return_report else dataset
+
+
+def _log(report: LoadReport) -> None:
+    for problem in report.problems:
+        logger.warning("skipped %s", problem)
+    if report.dropped:
+        logger.warning("load_traces: %s", report.summary())

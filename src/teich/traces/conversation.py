@@ -1,0 +1,223 @@
+"""Building a normalized conversation out of the events of a native trace.
+
+Every format module feeds its events into a :class:`Conversation`; the rules shared by all formats
+live here: fragments of one assistant turn are merged (reasoning, then text, then tool calls),
+tool results are paired with their calls by id, trailing unanswered user turns are trimmed, and
+tool schemas are inferred from observed calls when a session declared none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from teich.schema import Content, FunctionCall, Message, ToolCall, TrainingExample, parse_arguments, text_of
+
+FRAGMENT_JOINER = "\n\n"
+
+# Text that agent harnesses inject as user-role messages (environment, instructions, reminders).
+_HARNESS_CONTEXT = re.compile(
+    r"\s*(?:# AGENTS\.md instructions\b.*"
+    r"|(?:<(environment_context|user_instructions|permissions instructions|system-reminder|turn_aborted)>"
+    r".*?</\1>\s*)+)",
+    re.DOTALL,
+)
+
+
+def is_harness_context(text: str) -> bool:
+    """Whether a user-role text is context injected by the agent harness rather than typed by a user."""
+    return _HARNESS_CONTEXT.fullmatch(text) is not None
+
+
+@dataclass
+class _AssistantTurn:
+    reasoning: list[str] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+
+    def message(self) -> Message:
+        return Message(
+            role="assistant",
+            content=FRAGMENT_JOINER.join(self.text) if self.text else None,
+            reasoning_content=FRAGMENT_JOINER.join(self.reasoning) if self.reasoning else None,
+            tool_calls=self.calls or None,
+        )
+
+
+@dataclass
+class Conversation:
+    """Accumulates messages in order; see the module docstring for the rules it applies."""
+
+    messages: list[Message] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    _turn: _AssistantTurn | None = None
+    _call_names: dict[str, str] = field(default_factory=dict)
+
+    def add(self, role: str, content: Content, **fields: Any) -> None:
+        """A non-assistant message (system, developer, user, tool).
+
+        User-role text injected by the harness is typed ``developer``; empty messages are skipped,
+        except tool results, which always pair with their call.
+        """
+        content = normalize_content(content)
+        if not content and role != "tool":
+            return
+        if role == "user" and isinstance(content, str) and is_harness_context(content):
+            role = "developer"
+        self._close_turn()
+        self.messages.append(Message(role=role, content=content or "", **fields))
+
+    def assistant(
+        self, *, text: str | None = None, reasoning: str | None = None, tool_calls: list[ToolCall] = ()
+    ) -> None:
+        """A fragment of the current assistant turn; consecutive fragments merge into one message."""
+        turn = self._turn = self._turn or _AssistantTurn()
+        if reasoning and reasoning.strip():
+            turn.reasoning.append(reasoning)
+        if text and text.strip():
+            turn.text.append(text)
+        for call in tool_calls:
+            if not call.id:
+                call = call.model_copy(update={"id": f"call_{len(self._call_names)}"})
+            self._call_names[call.id] = call.function.name
+            turn.calls.append(call)
+
+    def tool_result(self, call_id: str, content: Content, name: str | None = None) -> None:
+        name = name or self._call_names.get(call_id)
+        self.add("tool", content, tool_call_id=call_id, name=name)
+
+    def example(self, trace_type: str) -> TrainingExample | None:
+        """The finished row, or ``None`` when the session has no assistant turn."""
+        self._close_turn()
+        messages = self.messages
+        last_assistant = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
+        if last_assistant is None:
+            return None
+        trailing = [m for m in messages[last_assistant + 1 :] if m.role == "user"]
+        if trailing:
+            messages = messages[: last_assistant + 1]
+            self.metadata["trimmed_trailing_user_turns"] = len(trailing)
+        self.metadata.setdefault("trace_type", trace_type)
+        self.metadata.setdefault("tool_schema_source", "declared" if self.tools else "inferred")
+        tools = complete_tool_schemas(self.tools, messages)
+        system = next((m.content for m in messages if m.role == "system" and isinstance(m.content, str)), None)
+        users = [text_of(m.content) for m in messages if m.role == "user"]
+        return TrainingExample(
+            prompt=users[0] if users else "",
+            follow_up_prompts=users[1:],
+            messages=messages,
+            tools=tools,
+            metadata={k: v for k, v in self.metadata.items() if v is not None},
+            system=system,
+        )
+
+    def _close_turn(self) -> None:
+        if self._turn is not None:
+            turn, self._turn = self._turn, None
+            if turn.reasoning or turn.text or turn.calls:
+                self.messages.append(turn.message())
+
+
+def tool_call(name: str, arguments: Any, call_id: str | None = None) -> ToolCall:
+    """A tool call with its arguments parsed into an object (see :func:`parse_arguments`).
+
+    A call without an id gets one when it joins a :class:`Conversation`.
+    """
+    return ToolCall(id=call_id or "", function=FunctionCall(name=name, arguments=parse_arguments(arguments)))
+
+
+def normalize_content(content: Content) -> Content:
+    """Text-only part lists become a string; lists with images keep their parts, normalized."""
+    if content is None or isinstance(content, str):
+        return content
+    parts = [_normalize_part(p) for p in content]
+    if all(p["type"] == "text" for p in parts):
+        return "\n".join(p["text"] for p in parts)
+    return parts
+
+
+def _normalize_part(part: Any) -> dict[str, Any]:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    kind = part.get("type")
+    if kind in ("text", "input_text", "output_text"):
+        return {"type": "text", "text": part.get("text") or ""}
+    if kind in ("image", "input_image", "image_url"):
+        return {"type": "image", "image": _image_source(part)}
+    return {"type": "text", "text": json.dumps(part, ensure_ascii=False)}
+
+
+def _image_source(part: dict[str, Any]) -> str:
+    """A URL or data URL for the image parts of the formats Teich reads."""
+    source = part.get("source")
+    if isinstance(source, dict):  # Anthropic: {"type": "base64", "media_type", "data"} or {"type": "url", "url"}
+        if source.get("data"):
+            return f"data:{source.get('media_type', 'image/png')};base64,{source['data']}"
+        return source.get("url", "")
+    if part.get("data"):  # Pi: {"type": "image", "data", "mimeType"}
+        return f"data:{part.get('mimeType', 'image/png')};base64,{part['data']}"
+    url = part.get("image_url") or part.get("url") or part.get("image") or ""
+    return url.get("url", "") if isinstance(url, dict) else url
+
+
+def complete_tool_schemas(declared: list[dict[str, Any]], messages: list[Message]) -> list[dict[str, Any]]:
+    """The declared schemas (never-called tools included), plus a schema inferred from the observed
+    calls for every called tool that was not declared, in first-use order."""
+    known = {tool_name(t) for t in declared}
+    calls: dict[str, list[dict[str, Any]]] = {}
+    for message in messages:
+        for call in message.tool_calls or ():
+            if call.function.name not in known:
+                calls.setdefault(call.function.name, []).append(call.function.arguments)
+    return list(declared) + [_schema_from_calls(name, arguments) for name, arguments in calls.items()]
+
+
+def tool_name(schema: dict[str, Any]) -> str | None:
+    """The name in an OpenAI function schema (``{"type": "function", "function": {"name"}}`` or flat)."""
+    return (schema.get("function") or schema).get("name")
+
+
+def _schema_from_calls(name: str, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    properties: dict[str, dict[str, Any]] = {}
+    for arguments in calls:
+        for key, value in arguments.items():
+            properties.setdefault(key, {"type": _json_type(value)})
+    required = [key for key in properties if all(key in arguments for arguments in calls)]
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": "",
+            "parameters": {"type": "object", "properties": properties, "required": required},
+        },
+    }
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "null"
+
+
+def add_openai_message(conversation: Conversation, message: Message) -> None:
+    """Feed an OpenAI-style message into a conversation."""
+    if message.role == "assistant":
+        text = text_of(message.content)
+        conversation.assistant(text=text, reasoning=message.reasoning_content, tool_calls=message.tool_calls or [])
+    elif message.role == "tool":
+        conversation.tool_result(message.tool_call_id or "", message.content, message.name)
+    else:
+        conversation.add(message.role, message.content, name=message.name)
