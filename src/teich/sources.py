@@ -190,7 +190,7 @@ def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]
 
 def _apply_snapshot(example: TrainingExample, snapshot: list[dict[str, Any]]) -> None:
     """Use a dataset-level tool snapshot for a session that declared no tools itself."""
-    if example.metadata.get("tool_schema_source") == "inferred":
+    if example.metadata.get("tool_schema_source") in ("inferred", "none"):
         example.tools = complete_tool_schemas(snapshot, example.messages)
         example.metadata["tool_schema_source"] = "snapshot"
 

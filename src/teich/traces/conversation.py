@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from teich.schema import Content, FunctionCall, Message, ToolCall, TrainingExample, parse_arguments, text_of
@@ -101,8 +102,11 @@ class Conversation:
             messages = messages[: last_assistant + 1]
             self.metadata["trimmed_trailing_user_turns"] = len(trailing)
         self.metadata.setdefault("trace_type", trace_type)
-        self.metadata.setdefault("tool_schema_source", "declared" if self.tools else "inferred")
+        if isinstance(self.metadata.get("timestamp"), (int, float)):
+            stamp = datetime.fromtimestamp(self.metadata["timestamp"], tz=timezone.utc)
+            self.metadata["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
         tools = complete_tool_schemas(self.tools, messages)
+        self.metadata.setdefault("tool_schema_source", _schema_source(self.tools, tools))
         system = next((m.content for m in messages if m.role == "system" and isinstance(m.content, str)), None)
         users = [text_of(m.content) for m in messages if m.role == "user"]
         return TrainingExample(
@@ -173,6 +177,14 @@ def complete_tool_schemas(declared: list[dict[str, Any]], messages: list[Message
             if call.function.name not in known:
                 calls.setdefault(call.function.name, []).append(call.function.arguments)
     return list(declared) + [_schema_from_calls(name, arguments) for name, arguments in calls.items()]
+
+
+def _schema_source(declared: list[dict[str, Any]], tools: list[dict[str, Any]]) -> str:
+    if not tools:
+        return "none"
+    if not declared:
+        return "inferred"
+    return "declared" if len(tools) == len(declared) else "declared+inferred"
 
 
 def tool_name(schema: dict[str, Any]) -> str | None:
