@@ -29,7 +29,7 @@ def _assert_paired(example: TrainingExample) -> None:
 def _assert_turn_order(example: TrainingExample) -> None:
     """No two assistant messages in a row: split fragments of a model turn were merged."""
     roles = [m.role for m in example.messages]
-    assert all(not (a == b == "assistant") for a, b in zip(roles, roles[1:]))
+    assert all(not (a == b == "assistant") for a, b in zip(roles, roles[1:], strict=False))
 
 
 @pytest.mark.parametrize(
