@@ -144,3 +144,9 @@ def qwen_template_tokenizer():
 def test_module_exports_trace_is_complete():
     assert teich.sources.trace_is_complete({"messages": [{"role": "assistant"}]})
     assert not teich.sources.trace_is_complete({"messages": [{"role": "tool"}]})
+
+
+def test_missing_relative_file_is_not_taken_for_a_hub_id(monkeypatch):
+    monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
+    with pytest.raises(TeichError, match="data/x.jsonl: no such file or folder"):
+        load_traces("data/x.jsonl")

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from teich import __version__
@@ -16,7 +17,7 @@ from teich.files import write_jsonl_atomic
 from teich.sources import LoadReport, iter_examples
 
 app = typer.Typer(help="Turn coding-agent sessions into auditable SFT data.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrap paths
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -52,19 +53,19 @@ def convert(
                 sources,
                 report,
                 drop_incomplete_traces=not keep_incomplete,
-                on_file=lambda name: progress.update(task, advance=1, description=Path(name).name),
+                on_file=lambda name: progress.update(task, advance=1, description=escape(Path(name).name)),
             )
             first = next(examples, None)
             if first is not None:
                 written = write_jsonl_atomic(out, (e.to_openai() for e in itertools.chain([first], examples)))
     except TeichError as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
     _print_report(report)
     if first is None:
-        console.print(f"[red]error:[/red] no rows could be converted; {out} was not written")
+        console.print(f"[red]error:[/red] no rows could be converted; {escape(str(out))} was not written")
         raise typer.Exit(1)
-    console.print(f"[green]wrote {written} rows[/green] to {out}")
+    console.print(f"[green]wrote {written} rows[/green] to {escape(str(out))}")
 
 
 def _file_progress() -> Progress:
@@ -80,7 +81,7 @@ def _file_progress() -> Progress:
 
 def _print_report(report: LoadReport) -> None:
     for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
-        console.print(f"[yellow]skipped[/yellow] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
         console.print(f"[yellow]... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more input problems[/yellow]")
     console.print(report.summary(), highlight=False)

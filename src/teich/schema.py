@@ -97,8 +97,9 @@ class TrainingExample(BaseModel):
     def from_record(cls, record: dict[str, Any]) -> TrainingExample:
         """Read a row back from its storage form (plain OpenAI-style rows are accepted too)."""
         messages = [parse_message(m) for m in record["messages"]]
+        prompt = record.get("prompt")
         return cls(
-            prompt=record.get("prompt") or first_user_text(messages),
+            prompt=first_user_text(messages) if prompt is None else prompt,
             messages=messages,
             tools=_loads(record.get("tools")) or [],
             metadata=_loads(record.get("metadata")) or {},

@@ -97,11 +97,12 @@ def _raw_examples(source, report, split, revision, token, on_file):
 def _path_examples(source, report, split, revision, token, on_file):
     path = Path(source).expanduser()
     if not path.exists():
-        if isinstance(source, str) and _HUB_ID.match(source):
+        if isinstance(source, str) and _HUB_ID.match(source) and path.suffix not in TRACE_SUFFIXES:
             path = _download(source, revision, token)
             files = _split_files(_trace_files(path), split)
         else:
-            raise TeichError(f"{source}: no such file or folder")
+            report.problems.append(Problem(str(source), None, "no such file or folder"))
+            return
     elif path.is_dir() and (path / "dataset_info.json").exists():
         saved = datasets.load_from_disk(str(path))
         if isinstance(saved, datasets.DatasetDict):
@@ -111,7 +112,8 @@ def _path_examples(source, report, split, revision, token, on_file):
     else:
         files = _trace_files(path) if path.is_dir() else [path]
     if not files:
-        raise TeichError(f"{path}: no trace files ({', '.join(TRACE_SUFFIXES)}) found")
+        report.problems.append(Problem(str(path), None, f"no trace files ({', '.join(TRACE_SUFFIXES)}) found"))
+        return
     for file in files:
         if on_file:
             on_file(str(file))
@@ -276,8 +278,15 @@ def load_traces(
     if not rows and report.problems and not report.dropped:
         raise TeichError(f"no traces could be read: {report.problems[0]}")
     _log(report)
-    dataset = datasets.Dataset.from_list(rows, features=FEATURES)
+    dataset = _to_dataset(rows)
     return (dataset, report) if return_report else dataset
+
+
+def _to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
+    """Rows in storage form as a dataset; with no rows, an empty one (``from_list`` rejects ``[]``)."""
+    if not rows:
+        return datasets.Dataset.from_dict({name: [] for name in FEATURES}, features=FEATURES)
+    return datasets.Dataset.from_list(rows, features=FEATURES)
 
 
 def _log(report: LoadReport) -> None:
