@@ -114,7 +114,7 @@ def assert_identical(back: list[TrainingExample], original: list[TrainingExample
 @settings(SETTINGS, max_examples=60)
 @given(st.lists(EXAMPLES, min_size=1, max_size=4))
 @example([TrainingExample(prompt="", messages=[Message(role="user", content="hi")])])
-def test_storage_form_round_trips_through_json_and_disk(examples: list[TrainingExample]) -> None:
+def test_storage_form_round_trips_through_json_parquet_and_disk(examples: list[TrainingExample]) -> None:
     dataset = datasets.Dataset.from_list([e.to_record() for e in examples], features=FEATURES)
     assert_identical([TrainingExample.from_record(row) for row in dataset], examples)
     with tempfile.TemporaryDirectory() as folder:
@@ -125,6 +125,10 @@ def test_storage_form_round_trips_through_json_and_disk(examples: list[TrainingE
         from_disk = datasets.load_from_disk(f"{folder}/saved")
         assert from_disk.features == FEATURES
         assert_identical([TrainingExample.from_record(row) for row in from_disk], examples)
+        # push_to_hub uploads parquet shards and the Hub serves them back the same way
+        dataset.to_parquet(f"{folder}/rows.parquet")
+        from_parquet = datasets.Dataset.from_parquet(f"{folder}/rows.parquet", cache_dir=f"{folder}/p")
+        assert_identical([TrainingExample.from_record(row) for row in from_parquet], examples)
 
 
 # ---------------------------------------------------------------------------------------------
