@@ -47,8 +47,10 @@ class Message(BaseModel):
     name: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict without unset fields, the form chat templates expect."""
-        return self.model_dump(exclude_none=True)
+        """Plain dict without unset fields, the form chat templates expect (``content`` is always there)."""
+        message = self.model_dump(exclude_none=True)
+        message.setdefault("content", "")
+        return message
 
 
 class TrainingExample(BaseModel):

@@ -1,0 +1,74 @@
+"""From typed character spans to token labels (``-100`` = not trained).
+
+A token is trained when it overlaps a span of a trained kind, the rule transformers applies to
+``{% generation %}`` blocks in ``return_assistant_tokens_mask``: a token that straddles a boundary
+(a BPE merge of template text with content) is trained if any of its characters is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from teich.spans import ASSISTANT_KINDS, Span
+
+IGNORE_INDEX = -100
+DEFAULT_KINDS = frozenset(ASSISTANT_KINDS)
+
+
+@dataclass(frozen=True)
+class TokenSpans:
+    """Spans as half-open token ranges, parallel to their kinds."""
+
+    kinds: tuple[str, ...]
+    ranges: tuple[tuple[int, int], ...]
+
+
+def token_spans(spans: Sequence[Span], offsets: Sequence[tuple[int, int]]) -> TokenSpans:
+    """Map character spans onto the tokens whose offsets overlap them."""
+    if not offsets:
+        return TokenSpans(tuple(s.kind for s in spans), tuple((0, 0) for _ in spans))
+    bounds = np.asarray(offsets, dtype=np.int64)
+    starts, ends = bounds[:, 0], bounds[:, 1]
+    ranges = []
+    for span in spans:
+        first = int(np.searchsorted(ends, span.start, side="right"))
+        last = int(np.searchsorted(starts, span.end, side="left"))
+        ranges.append((first, max(first, last)))
+    return TokenSpans(tuple(s.kind for s in spans), tuple(ranges))
+
+
+def labels_for(
+    input_ids: Sequence[int], spans: TokenSpans, kinds: Iterable[str], max_supervised_tokens: int | None = None
+) -> list[int]:
+    """Labels that train the tokens of ``kinds`` spans, at most ``max_supervised_tokens`` (the first ones)."""
+    kinds = frozenset(kinds)
+    trained = np.zeros(len(input_ids), dtype=bool)
+    for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
+        if kind in kinds:
+            trained[start : min(end, len(input_ids))] = True
+    if max_supervised_tokens is not None:
+        positions = np.flatnonzero(trained)
+        trained[positions[max_supervised_tokens:]] = False
+    labels = np.asarray(input_ids, dtype=np.int64)
+    return np.where(trained, labels, IGNORE_INDEX).tolist()
+
+
+# Token spans of every tokenized row prepared in this process, by a digest of its input ids, so that
+# mask_data can relabel rows after the trainer has packed or truncated them.
+_PREPARED: dict[bytes, TokenSpans] = {}
+
+
+def ids_digest(input_ids: Sequence[int]) -> bytes:
+    return hashlib.blake2b(np.asarray(input_ids, dtype=np.int64).tobytes(), digest_size=16).digest()
+
+
+def register_token_spans(input_ids: Sequence[int], spans: TokenSpans) -> None:
+    _PREPARED[ids_digest(input_ids)] = spans
+
+
+def registered_token_spans(input_ids: Sequence[int]) -> TokenSpans | None:
+    return _PREPARED.get(ids_digest(input_ids))

@@ -1,0 +1,338 @@
+"""``prepare_data``: rows in, rendered and supervised training examples out.
+
+Each row is rendered once by the tokenizer's own chat template (the training text is exactly
+``tokenizer.apply_chat_template(messages, tools=tools, **chat_template_kwargs)``), its typed spans
+are located in that text, oversized rows are handled by policy, and with ``tokenize=True`` the
+texts are tokenized in one batched call with offsets and labelled with the default policy.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import datasets
+
+from teich.errors import TeichError
+from teich.labels import DEFAULT_KINDS, TokenSpans, labels_for, register_token_spans, token_spans
+from teich.render import RenderedRow, RowError, render_row
+from teich.schema import TrainingExample
+from teich.sources import LoadReport, Source, iter_examples
+from teich.templates import TemplateProfile, profile_template, render
+
+OversizedPolicy = Literal["drop", "trim_followups", "error"]
+
+
+@dataclass
+class PrepareReport:
+    """What ``prepare_data`` kept, changed and dropped, and why."""
+
+    rows_in: int = 0
+    kept_row_ids: list[int] = field(default_factory=list)
+    dropped: dict[int, str] = field(default_factory=dict)
+    oversized: list[int] = field(default_factory=list)
+    trimmed: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Row id -> (user turns kept, user turns in the row)."""
+    token_lengths: list[int] = field(default_factory=list)
+    max_length: int | None = None
+    notes: Counter[str] = field(default_factory=Counter)
+    load: LoadReport = field(default_factory=LoadReport)
+
+    def summary(self) -> str:
+        reasons = Counter(reason.split(":")[0] for reason in self.dropped.values())
+        parts = [f"{len(self.kept_row_ids)} of {self.rows_in} rows kept"]
+        parts += [f"{n} dropped ({reason})" for reason, n in sorted(reasons.items())]
+        if self.trimmed:
+            parts.append(f"{len(self.trimmed)} trimmed to fit {self.max_length} tokens")
+        parts += [f"{note}: {n}" for note, n in sorted(self.notes.items())]
+        return "; ".join(parts)
+
+
+def prepare_data(
+    source_or_dataset: Source | Iterable[Source] | dict[str, Any],
+    tokenizer: Any,
+    *,
+    split: str = "train",
+    revision: str | None = None,
+    token: str | None = None,
+    max_examples: int | None = None,
+    chat_template_kwargs: dict[str, Any] | None = None,
+    max_length: int | None = None,
+    oversized_policy: OversizedPolicy = "drop",
+    drop_oversized_examples: bool = True,
+    tokenize: bool = False,
+    teich_masking: bool = True,
+    strict: bool = True,
+    validate_tools: bool = False,
+    preserve_columns: list[str] | None = None,
+    return_report: bool = False,
+    num_proc: int | None = None,
+) -> datasets.Dataset | tuple[datasets.Dataset, PrepareReport]:
+    """Render rows with the tokenizer's chat template and record their supervision spans.
+
+    ``source_or_dataset`` is anything :func:`teich.load_traces` takes, a list of those, or a mix
+    ``{"name": {"source": ..., "percentage": 80}, ...}``. Returns a ``datasets.Dataset`` with
+    ``text`` and ``spans`` (and with ``tokenize=True`` ``input_ids``, ``attention_mask`` and
+    ``labels`` for the default policy, ready for TRL's ``SFTTrainer``). Rows that cannot be rendered
+    or supervised raise with ``strict=True``, and are dropped and reported with ``strict=False``.
+    ``oversized_policy`` handles rows longer than ``max_length`` tokens: ``"drop"`` them (kept for
+    the trainer to truncate when ``drop_oversized_examples=False``), ``"trim_followups"`` to the
+    longest prefix of whole user turns that fits, or ``"error"``.
+    """
+    if oversized_policy not in ("drop", "trim_followups", "error"):
+        raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
+    kwargs = dict(chat_template_kwargs or {})
+    profile = profile_template(tokenizer, kwargs)
+    report = PrepareReport(max_length=max_length)
+    examples = _load(source_or_dataset, report.load, split, revision, token, max_examples)
+    report.rows_in = len(examples)
+    rendered = _render_all(examples, tokenizer, profile, kwargs, validate_tools, num_proc)
+    rows: dict[int, RenderedRow] = {}
+    for row_id, outcome in enumerate(rendered):
+        if isinstance(outcome, str):
+            _reject(report, row_id, outcome, examples[row_id], strict)
+        else:
+            rows[row_id] = outcome
+            report.notes.update(outcome.notes)
+    encodings = _tokenize([rows[i].text for i in rows], tokenizer) if (tokenize or max_length) else None
+    encoded = dict(zip(rows, encodings or [], strict=False))
+    if max_length is not None:
+        _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, oversized_policy, drop_oversized_examples)
+    report.kept_row_ids = sorted(rows)
+    report.token_lengths = [len(encoded[i].ids) for i in report.kept_row_ids] if encoded else []
+    dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns)
+    return (dataset, report) if return_report else dataset
+
+
+def _load(source, load_report: LoadReport, split, revision, token, max_examples) -> list[TrainingExample]:
+    if _is_mix(source):
+        return _mix(source, load_report, split, revision, token, max_examples)
+    examples = []
+    for example in iter_examples(source, load_report, split=split, revision=revision, token=token):
+        examples.append(example)
+        if max_examples is not None and len(examples) >= max_examples:
+            break
+    if not examples:
+        detail = f": {load_report.problems[0]}" if load_report.problems else ""
+        raise TeichError(f"no training rows could be loaded{detail}")
+    return examples
+
+
+def _is_mix(source: Any) -> bool:
+    return (
+        isinstance(source, dict)
+        and bool(source)
+        and all(isinstance(v, dict) and "source" in v for v in source.values())
+    )
+
+
+def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, max_examples) -> list[TrainingExample]:
+    """Rows of several sources in the given percentages; the total shrinks so ratios hold when one runs short."""
+    loaded = {}
+    for name, spec in mix.items():
+        rows = list(
+            iter_examples(spec["source"], load_report, split=spec.get("split", split), revision=revision, token=token)
+        )
+        loaded[name] = (rows, float(spec.get("percentage", 100 / len(mix))))
+    if any(share <= 0 for _, share in loaded.values()):
+        raise TeichError("every source in a mix needs a positive percentage")
+    weight = sum(share for _, share in loaded.values())
+    total = min(len(rows) * weight / share for rows, share in loaded.values())
+    if max_examples is not None:
+        total = min(total, max_examples)
+    picked = []
+    for rows, share in loaded.values():
+        picked.extend(rows[: math.floor(total * share / weight + 1e-9)])
+    if not picked:
+        raise TeichError("the mix yielded no rows")
+    return picked
+
+
+def _render_all(examples, tokenizer, profile, kwargs, validate_tools, num_proc) -> list[RenderedRow | str]:
+    job = (tokenizer, profile, kwargs, validate_tools)
+    if not num_proc or num_proc <= 1 or len(examples) < 2 * num_proc:
+        return [_render_one(example, *job) for example in examples]
+    with multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker, initargs=job) as pool:
+        return pool.map(_render_in_worker, examples, chunksize=max(1, len(examples) // (num_proc * 8)))
+
+
+_WORKER_JOB: tuple = ()
+
+
+def _init_worker(*job: Any) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _render_in_worker(example: TrainingExample) -> RenderedRow | str:
+    return _render_one(example, *_WORKER_JOB)
+
+
+def _render_one(example, tokenizer, profile, kwargs, validate_tools) -> RenderedRow | str:
+    """The rendered row, or why it cannot be used."""
+    if validate_tools:
+        problems = validate_tool_calls(example)
+        if problems:
+            return f"invalid tool calls: {problems[0]}"
+    try:
+        return render_row(example, tokenizer, profile, kwargs)
+    except RowError as error:
+        return str(error)
+
+
+def _reject(report: PrepareReport, row_id: int, reason: str, example: TrainingExample, strict: bool) -> None:
+    where = _where(example, row_id)
+    if strict:
+        raise TeichError(f"{where}: {reason} (pass strict=False to drop such rows)")
+    report.dropped[row_id] = reason
+
+
+def _where(example: TrainingExample, row_id: int) -> str:
+    meta = example.metadata
+    if meta.get("source_file"):
+        return f"row {row_id} ({meta['source_file']}:{meta.get('source_line', '?')})"
+    return f"row {row_id}"
+
+
+def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
+    """One batched fast-tokenizer call with offsets, exactly as ``apply_chat_template`` tokenizes."""
+    if not texts:
+        return []
+    if not getattr(tokenizer, "is_fast", False):
+        raise TeichError("a fast tokenizer (PreTrainedTokenizerFast) is needed for character offsets")
+    return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
+
+
+def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, drop_oversized) -> None:
+    """Apply the oversized policy to rows longer than ``report.max_length`` tokens."""
+    limit = report.max_length
+    for row_id in [i for i in rows if len(encoded[i].ids) > limit]:
+        report.oversized.append(row_id)
+        if policy == "error":
+            raise TeichError(
+                f"{_where(examples[row_id], row_id)}: {len(encoded[row_id].ids)} tokens > max_length {limit}"
+            )
+        if policy == "drop":
+            if drop_oversized:
+                report.dropped[row_id] = f"oversized: {len(encoded[row_id].ids)} tokens > max_length {limit}"
+                del rows[row_id], encoded[row_id]
+            continue
+        trimmed = _trim_followups(examples[row_id], tokenizer, profile, kwargs, limit)
+        if trimmed is None:
+            del rows[row_id], encoded[row_id]
+            report.dropped[row_id] = f"oversized: even the first user turn is longer than {limit} tokens"
+            continue
+        (row, encoding), kept, total = trimmed
+        rows[row_id], encoded[row_id] = row, encoding
+        report.trimmed[row_id] = (kept, total)
+        report.notes.update(row.notes)
+
+
+def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfile, kwargs, limit: int):
+    """The longest prefix of whole user turns that fits, by binary search over the number of turns.
+
+    A prefix ends right before a user message, so it ends on the answer to the previous turn.
+    Only ``log2(turns)`` prefixes are rendered and tokenized.
+    """
+    starts = [i for i, m in enumerate(example.messages) if m.role == "user"]
+    cuts = [end for end in starts[1:] if example.messages[end - 1].role == "assistant"]
+    best, low, high = None, 0, len(cuts) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        prefix = example.model_copy(update={"messages": example.messages[: cuts[middle]]})
+        prefix = prefix.model_copy(update={"follow_up_prompts": example.follow_up_prompts[:middle]})
+        try:
+            row = render_row(prefix, tokenizer, profile, kwargs)
+        except RowError:
+            high = middle - 1
+            continue
+        (encoding,) = _tokenize([row.text], tokenizer)
+        if len(encoding.ids) <= limit:
+            best = (row, encoding), middle + 1, len(starts)
+            low = middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns) -> datasets.Dataset:
+    ids = sorted(rows)
+    columns: dict[str, list[Any]] = {"text": [rows[i].text for i in ids]}
+    if teich_masking:
+        columns["spans"] = []
+    if encoded is not None:
+        columns["input_ids"], columns["attention_mask"] = [], []
+        if teich_masking:
+            columns["labels"] = []
+    for row_id in ids:
+        row = rows[row_id]
+        encoding = encoded[row_id] if encoded is not None else None
+        spans = token_spans(row.spans, encoding.offsets) if encoding is not None else None
+        if teich_masking:
+            columns["spans"].append(_span_records(row, spans))
+        if encoding is not None:
+            columns["input_ids"].append(encoding.ids)
+            columns["attention_mask"].append([1] * len(encoding.ids))
+            if teich_masking:
+                columns["labels"].append(labels_for(encoding.ids, spans, DEFAULT_KINDS))
+                register_token_spans(encoding.ids, spans)
+    for name in preserve_columns or []:
+        columns[name] = [_column(examples[i], name) for i in ids]
+    return datasets.Dataset.from_dict(columns)
+
+
+def _span_records(row: RenderedRow, spans: TokenSpans | None) -> list[dict[str, Any]]:
+    records = [{"kind": s.kind, "start": s.start, "end": s.end, "message": s.message} for s in row.spans]
+    if spans is not None:
+        for record, (token_start, token_end) in zip(records, spans.ranges, strict=True):
+            record["token_start"], record["token_end"] = token_start, token_end
+    return records
+
+
+def _column(example: TrainingExample, name: str) -> Any:
+    record = example.to_record()
+    if name not in record:
+        raise TeichError(f"preserve_columns: {name!r} is not a row column (have {', '.join(record)})")
+    return record[name]
+
+
+def row_fits_context(
+    row: TrainingExample | dict[str, Any],
+    tokenizer: Any,
+    max_length: int,
+    chat_template_kwargs: dict[str, Any] | None = None,
+) -> bool:
+    """Whether a row, rendered by the tokenizer's template, is at most ``max_length`` tokens."""
+    example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
+    kwargs = dict(chat_template_kwargs or {})
+    messages = [m.to_dict() for m in example.messages]
+    (encoding,) = _tokenize([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
+    return len(encoding.ids) <= max_length
+
+
+def validate_tool_calls(row: TrainingExample | dict[str, Any]) -> list[str]:
+    """Problems with a row's tool calls: unnamed or undeclared tools, missing required arguments,
+    results that answer no call. An empty list means the calls are valid."""
+    example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
+    schemas = {(t.get("function") or t).get("name"): (t.get("function") or t) for t in example.tools}
+    problems, called = [], set()
+    for index, message in enumerate(example.messages):
+        for call in message.tool_calls or []:
+            called.add(call.id)
+            name = call.function.name
+            if not name:
+                problems.append(f"message {index}: a tool call has no name")
+            elif schemas and name not in schemas:
+                problems.append(f"message {index}: tool {name!r} is not declared")
+            else:
+                required = ((schemas.get(name) or {}).get("parameters") or {}).get("required") or []
+                missing = [key for key in required if key not in call.function.arguments]
+                if missing:
+                    problems.append(f"message {index}: {name!r} misses required {', '.join(missing)}")
+        if message.role == "tool" and message.tool_call_id not in called:
+            problems.append(f"message {index}: tool result {message.tool_call_id!r} answers no call")
+    return problems

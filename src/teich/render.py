@@ -1,0 +1,108 @@
+"""Rendering one training row through a tokenizer's chat template, with its supervision spans.
+
+The row's messages are adapted to what the template can render (a documented policy, counted in
+the report), rendered once by the template itself, and the spans located in that exact text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from teich.schema import TrainingExample, text_of
+from teich.spans import Span, SpanError, locate_spans
+from teich.templates import TemplateProfile, render
+
+IMAGE_PLACEHOLDER = "[image]"
+
+
+class RowError(ValueError):
+    """A row that cannot be rendered or supervised; the message says why."""
+
+
+@dataclass
+class RenderedRow:
+    text: str
+    spans: list[Span]
+    messages: list[dict[str, Any]]
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+def template_messages(example: TrainingExample, profile: TemplateProfile) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The row's messages as template input, adapted to what the template renders.
+
+    - reasoning goes under the key the template reads (``reasoning_content`` or ``thinking``);
+    - ``developer`` messages become ``system`` messages where the template has no developer role;
+    - several leading system messages merge into one (joined by a blank line) where the template
+      takes only one;
+    - a system message after the conversation started becomes a ``user`` message where the
+      template rejects or drops it (Qwen3.6: "System message must be at the beginning");
+    - where a tool-call turn cannot carry both reasoning and content (GPT-OSS), the content is
+      appended to the reasoning, which is what the model writes before calling;
+    - content with image parts becomes text, each image an ``[image]`` placeholder, where the
+      template cannot render parts (it would print them as a Python list).
+    """
+    notes: Counter[str] = Counter()
+    messages = [m.to_dict() for m in example.messages]
+    if profile.reasoning_key and profile.reasoning_key != "reasoning_content":
+        for message in messages:
+            if "reasoning_content" in message:
+                message[profile.reasoning_key] = message.pop("reasoning_content")
+    key = profile.reasoning_key
+    if key and not profile.renders_reasoning_beside_calls:
+        for message in messages:
+            if message.get("tool_calls") and message.get(key) and text_of(message["content"]).strip():
+                message[key] = f"{message[key]}\n\n{text_of(message['content'])}"
+                message["content"] = ""
+                notes["content moved into reasoning on tool-call turns"] += 1
+    if not profile.renders_developer:
+        for message in messages:
+            if message["role"] == "developer":
+                message["role"] = "system"
+                notes["developer message rendered as system"] += 1
+    leading = next((i for i, m in enumerate(messages) if m["role"] != "system"), len(messages))
+    if leading > 1 and not profile.renders_leading_systems:
+        merged = "\n\n".join(text_of(m["content"]) for m in messages[:leading])
+        messages[:leading] = [{"role": "system", "content": merged}]
+        notes["leading system messages merged"] += leading - 1
+        leading = 1
+    if not profile.renders_content_parts:
+        for message in messages:
+            if isinstance(message["content"], list):
+                message["content"] = "\n".join(_part_text(part) for part in message["content"])
+                notes["image parts rendered as [image]"] += 1
+    if not profile.renders_late_system:
+        for message in messages[leading:]:
+            if message["role"] == "system":
+                message["role"] = "user"
+                notes["late system message rendered as user"] += 1
+    return messages, notes
+
+
+def render_row(
+    example: TrainingExample, tokenizer: Any, profile: TemplateProfile, chat_template_kwargs: dict[str, Any]
+) -> RenderedRow:
+    """Render a row with the tokenizer's template and locate its spans; :class:`RowError` if impossible."""
+    messages, notes = template_messages(example, profile)
+    try:
+        text = render(tokenizer, messages, example.tools, chat_template_kwargs)
+    except Exception as error:  # Jinja raises whatever the template's author chose
+        raise RowError(f"the chat template cannot render it: {_first_line(error)}") from None
+    try:
+        located = locate_spans(text, messages, profile)
+    except SpanError as error:
+        raise RowError(f"supervision spans cannot be established: {error}") from None
+    if located.unrendered_reasoning:
+        notes["reasoning not rendered by the template"] += located.unrendered_reasoning
+    if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
+        notes["special-token text inside content"] += 1
+    return RenderedRow(text, located.spans, messages, notes)
+
+
+def _part_text(part: dict[str, Any]) -> str:
+    return part.get("text", "") if part.get("type") == "text" else IMAGE_PLACEHOLDER
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

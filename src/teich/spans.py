@@ -1,0 +1,215 @@
+"""Typed supervision spans in a rendered conversation.
+
+The text is the template's own rendering, untouched. Spans are found by walking the messages in
+order with a cursor: each message's content is expected right after the template's gap from the
+previous message (see :mod:`teich.templates`), and searched for from the cursor where a template
+lays it out differently. Walking in order means text inside content (a log that prints
+``<|im_end|>``, a quoted answer) can never be mistaken for structure.
+
+An assistant turn is supervised from where generation starts (after the generation prompt) to the
+end of its stop token, and split into pieces: reasoning, final answer, tool calls. Template text
+before the first piece belongs to it; text between pieces belongs to the earlier one, except the
+lead-in of the tool calls, which belongs to them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from teich.templates import TemplateProfile
+
+ASSISTANT_KINDS = ("reasoning", "final_answer", "tool_call")
+CONTEXT_KINDS = ("system", "developer", "user", "tool_response")
+KINDS = ASSISTANT_KINDS + CONTEXT_KINDS
+_ROLE_KINDS = {"system": "system", "developer": "developer", "user": "user", "tool": "tool_response"}
+# Template text allowed between where generation starts and a turn's first piece, or between pieces.
+_MAX_SCAFFOLD = 256
+
+
+class SpanError(ValueError):
+    """The rendering does not contain a message as Teich expects; the row cannot be supervised."""
+
+
+@dataclass(frozen=True)
+class Span:
+    kind: str
+    start: int
+    end: int
+    message: int
+
+
+@dataclass
+class Located:
+    spans: list[Span] = field(default_factory=list)
+    unrendered_reasoning: int = 0
+    """Assistant turns whose reasoning the template left out (Qwen3 drops it before the last user
+    turn; GPT-OSS also drops the content of earlier tool-call turns, which it renders as reasoning)."""
+
+
+def locate_spans(text: str, messages: list[dict[str, Any]], profile: TemplateProfile) -> Located:
+    """The typed spans of ``messages`` in ``text``, their template rendering."""
+    located = Located()
+    cursor, previous = 0, None
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            is_last = index == len(messages) - 1
+            cursor = _locate_turn(text, message, index, previous, cursor, profile, located, is_last)
+        else:
+            cursor = _locate_context(text, message, index, previous, cursor, profile, located)
+        previous = message["role"]
+    return located
+
+
+def _locate_context(
+    text: str,
+    message: dict[str, Any],
+    index: int,
+    previous: str | None,
+    cursor: int,
+    profile: TemplateProfile,
+    located: Located,
+) -> int:
+    parts = _text_parts(message.get("content"))
+    if not parts:
+        return cursor
+    gaps = profile.gaps.get(f"{previous}>{message['role']}", ())
+    start = end = None
+    for part in parts:
+        found = _find(text, part, cursor, gaps if start is None else ())
+        if found is None:
+            raise SpanError(f"message {index} ({message['role']}) is not in the rendered text")
+        start = found[0] if start is None else start
+        cursor = end = found[1]
+    located.spans.append(Span(_ROLE_KINDS[message["role"]], start, end, index))
+    return cursor
+
+
+def _locate_turn(
+    text: str,
+    message: dict[str, Any],
+    index: int,
+    previous: str | None,
+    cursor: int,
+    profile: TemplateProfile,
+    located: Located,
+    is_last: bool,
+) -> int:
+    calls = message.get("tool_calls") or []
+    if calls and not profile.renders_tools:
+        raise SpanError(f"message {index}: the chat template does not render tool calls")
+    if len(calls) > 1 and not profile.renders_parallel_calls:
+        raise SpanError(f"message {index}: the chat template renders only one tool call per message")
+    start = _generation_start(text, index, previous, cursor, profile)
+    pieces: list[tuple[str, int]] = []
+    position = start
+    reasoning = message.get(profile.reasoning_key) if profile.reasoning_key else None
+    if reasoning:
+        found = _find(text, reasoning, position, (), limit=start + _MAX_SCAFFOLD)
+        if found is None:
+            located.unrendered_reasoning += 1
+        else:
+            pieces.append(("reasoning", start))
+            position = found[1]
+    for part in _text_parts(message.get("content")):
+        found = _find(text, part, position, (), limit=position + _MAX_SCAFFOLD)
+        if found is None and calls:  # rendered as reasoning and dropped from history (GPT-OSS)
+            located.unrendered_reasoning += 1
+            break
+        if found is None:
+            raise SpanError(f"message {index} (assistant): its content is not in the rendered text")
+        if not pieces or pieces[-1][0] != "final_answer":
+            pieces.append(("final_answer", found[0] if pieces else start))
+        position = found[1]
+    for number, call in enumerate(calls):
+        name = call["function"]["name"]
+        at = text.find(name, position)
+        if at < 0:
+            raise SpanError(f"message {index}: tool call {name!r} is not in the rendered text")
+        if number == 0:
+            pieces.append(("tool_call", _lead_start(text, at, profile.tool_call_lead, position) if pieces else start))
+        position = at + len(name)
+    end = _stop_end(text, position, profile, is_last)
+    if end is None:
+        raise SpanError(f"message {index}: no end-of-turn token after the assistant turn")
+    if not pieces:
+        pieces.append(("final_answer", start))
+    bounds = [p[1] for p in pieces[1:]] + [end]
+    located.spans.extend(Span(kind, s, e, index) for (kind, s), e in zip(pieces, bounds, strict=True) if e > s)
+    return end
+
+
+def _generation_start(text: str, index: int, previous: str | None, cursor: int, profile: TemplateProfile) -> int:
+    """Where the model starts generating turn ``index``: after the gap from the previous message."""
+    leads = profile.gaps.get(f"{previous}>assistant") or tuple(
+        lead for key, gaps in profile.gaps.items() if key.endswith(">assistant") for lead in gaps
+    )
+    for lead in sorted(leads, key=len, reverse=True):
+        if text.startswith(lead, cursor):
+            return cursor + len(lead)
+    header = min(leads, key=len, default="")
+    at = text.find(header, cursor) if header else -1
+    if at < 0:
+        raise SpanError(f"message {index} (assistant): the start of the turn is not in the rendered text")
+    return at + len(header)
+
+
+def _lead_start(text: str, name_at: int, lead: str, floor: int) -> int:
+    """Start of the longest tail of ``lead`` that ends right before the first tool call's name."""
+    for size in range(min(len(lead), name_at - floor), 0, -1):
+        if text.startswith(lead[-size:], name_at - size):
+            return name_at - size
+    return name_at
+
+
+def _stop_end(text: str, position: int, profile: TemplateProfile, is_last: bool) -> int | None:
+    """The end of the first stop token after ``position``; for the last turn of a template that
+    writes no stop token there (GLM stops on the next role marker), the end of the text."""
+    found = [text.find(stop, position) + len(stop) for stop in profile.stop_tokens if text.find(stop, position) >= 0]
+    if found:
+        return min(found)
+    return len(text.rstrip()) if is_last else None
+
+
+def _find(
+    text: str, content: str, cursor: int, gaps: tuple[str, ...], limit: int | None = None
+) -> tuple[int, int] | None:
+    """Where ``content`` (or the form a template renders it in) is, at or after ``cursor``.
+
+    Right after a known gap it is checked in place; otherwise searched for, the earliest match
+    winning (the longest form on a tie), and only accepted if it starts by ``limit``.
+    """
+    forms = _forms(content)
+    for gap in gaps:
+        if text.startswith(gap, cursor):
+            at = cursor + len(gap)
+            for form in forms:
+                if text.startswith(form, at):
+                    return at, at + len(form)
+    matches = [(text.find(form, cursor), -len(form)) for form in forms]
+    matches = [(at, -negative) for at, negative in matches if at >= 0 and (limit is None or at <= limit)]
+    if not matches:
+        return None
+    at, size = min(matches, key=lambda m: (m[0], -m[1]))
+    return at, at + size
+
+
+def _forms(content: str) -> list[str]:
+    """The ways templates render a text: verbatim, trimmed, or JSON-encoded; longest first.
+
+    Trailing whitespace is never part of a form: whether the template kept it or not, it cannot be
+    told apart from the template's own text that follows, so it is left to the gap after it.
+    """
+    text = content.rstrip()
+    forms = {text, text.lstrip("\n"), text.lstrip()}
+    forms.update(
+        json.dumps(form, ensure_ascii=ascii)[1:-1] for form in (content, text.strip()) for ascii in (True, False)
+    )
+    return sorted((f for f in forms if f.strip()), key=len, reverse=True)
+
+
+def _text_parts(content: Any) -> list[str]:
+    if isinstance(content, str):
+        return [content] if content.strip() else []
+    return [p["text"] for p in content or [] if p.get("type") == "text" and p.get("text", "").strip()]

@@ -1,0 +1,280 @@
+"""What a tokenizer's chat template does, learned by rendering tiny probe conversations.
+
+Teich never parses a template's Jinja source. It renders short conversations made of unique probe
+words and reads off the strings it needs to find supervision spans in a real rendering:
+
+- the *gap* between two consecutive messages (``"user>assistant"``, ``"assistant>tool"``, ...):
+  the text from the end of one message to the start of the next one's content. A gap into an
+  assistant turn ends where generation starts: after the generation prompt when the turn is
+  rendered as it would be generated, otherwise after the role header;
+- the special tokens that end a generated turn (``<|im_end|>``, ``<|eot_id|>``, ``<|call|>``, or the
+  next role marker on templates without an end-of-turn token, such as GLM);
+- the text that introduces a tool call, the key the template reads reasoning from, and which roles
+  and message layouts it renders at all.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from teich.errors import TeichError
+
+_U, _U2, _A, _A2 = "teichprobeuser", "teichprobequestion", "teichprobeanswer", "teichprobereply"
+_S, _S2, _D, _R = "teichprobesystem", "teichprobecontext", "teichprobedeveloper", "teichprobethought"
+_T, _T2, _FN, _FN2 = "teichproberesult", "teichprobeoutput", "teichprobefn", "teichprobetool"
+_KEY, _VAL = "teichprobekey", "teichprobevalue"
+
+
+def _tool_schema(name: str) -> dict[str, Any]:
+    parameters = {"type": "object", "properties": {_KEY: {"type": "string"}}, "required": [_KEY]}
+    return {"type": "function", "function": {"name": name, "description": "probe", "parameters": parameters}}
+
+
+_PROBE_TOOLS = [_tool_schema(_FN), _tool_schema(_FN2)]
+
+
+@dataclass(frozen=True)
+class TemplateProfile:
+    """The strings of a chat template that spans are located with (see the module docstring)."""
+
+    gaps: dict[str, tuple[str, ...]]
+    stop_tokens: tuple[str, ...]
+    tool_call_lead: str
+    reasoning_key: str | None
+    renders_developer: bool
+    renders_late_system: bool
+    renders_leading_systems: bool
+    renders_tools: bool
+    renders_parallel_calls: bool
+    renders_content_parts: bool
+    renders_reasoning_beside_calls: bool
+    """Whether a tool-call turn may carry both reasoning and content (GPT-OSS raises on it)."""
+    """Whether list content (text and image parts) renders natively rather than as a Python repr."""
+    special_tokens: tuple[str, ...] = field(repr=False)
+    special_pattern: re.Pattern[str] = field(repr=False, default=re.compile(r"(?!)"))
+    """Matches any special token's text (to report content that contains one)."""
+
+
+def render(
+    tokenizer: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    kwargs: dict[str, Any],
+    *,
+    add_generation_prompt: bool = False,
+) -> str:
+    """The tokenizer's own chat template rendering, as text."""
+    return tokenizer.apply_chat_template(
+        messages, tools=tools or None, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
+    )
+
+
+def profile_template(tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None) -> TemplateProfile:
+    """The :class:`TemplateProfile` of ``tokenizer.chat_template`` under these template kwargs (cached)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TeichError("the tokenizer has no chat template; set tokenizer.chat_template first")
+    kwargs = json.dumps(chat_template_kwargs or {}, sort_keys=True, default=str)
+    try:
+        return _profile(_TokenizerKey(tokenizer), kwargs)
+    except TeichError:
+        raise
+    except Exception as error:  # the template itself failed on a plain conversation
+        raise TeichError(f"the chat template cannot render a plain conversation: {error}") from None
+
+
+def special_tokens(tokenizer: Any) -> tuple[str, ...]:
+    """The tokenizer's special tokens, longest first."""
+    tokens = set(tokenizer.all_special_tokens)
+    tokens.update(t.content for t in tokenizer.added_tokens_decoder.values() if t.special)
+    return tuple(sorted((t for t in tokens if t), key=len, reverse=True))
+
+
+class _TokenizerKey:
+    """Hashable handle on a tokenizer: equal when the chat template and special tokens are equal."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.key = (tokenizer.chat_template, special_tokens(tokenizer), type(tokenizer).__name__)
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _TokenizerKey) and self.key == other.key
+
+
+def _message(role: str, content: str, **fields: Any) -> dict[str, Any]:
+    return {"role": role, "content": content, **fields}
+
+
+def _call(name: str, call_id: str) -> dict[str, Any]:
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": {_KEY: _VAL}}}
+
+
+@functools.lru_cache(maxsize=64)
+def _profile(handle: _TokenizerKey, kwargs_json: str) -> TemplateProfile:
+    probe = _Probe(handle.tokenizer, json.loads(kwargs_json), special_tokens(handle.tokenizer))
+    system, user, answer = _message("system", _S), _message("user", _U), _message("assistant", _A)
+    question, reply = _message("user", _U2), _message("assistant", _A2)
+    caller = {"role": "assistant", "content": "", "tool_calls": [_call(_FN, "call_probe")]}
+    result = _message("tool", _T, tool_call_id="call_probe", name=_FN)
+    parallel = caller | {"tool_calls": [_call(_FN, "call_probe"), _call(_FN2, "call_probe2")]}
+    second = _message("tool", _T2, tool_call_id="call_probe2", name=_FN2)
+    renders_tools = probe.renders([user, caller, result, reply], _FN, _T, _A2, tools=True)
+    renders_parallel = renders_tools and probe.renders([user, parallel, result, second, reply], _FN2, _T2, tools=True)
+    stops = probe.stop_tokens(user, answer, caller if renders_tools else None)
+    if not stops:
+        raise TeichError(
+            "no end-of-turn token found: the template's turn markers are not special tokens of this tokenizer"
+        )
+    gaps = probe.gaps(
+        [system, user, answer, question, reply], ["system", "user", "assistant", "user", "assistant"], stops
+    )
+    if renders_tools:
+        calls, results = ([parallel], [result, second]) if renders_parallel else ([caller], [result])
+        conversation = [user, *calls, *results, reply, question, answer]
+        roles = ["user", "assistant", *["tool"] * len(results), "assistant", "user", "assistant"]
+        gaps = probe.gaps(conversation, roles, stops, tools=True) | gaps
+    return TemplateProfile(
+        gaps=gaps,
+        stop_tokens=stops,
+        tool_call_lead=probe.tool_call_lead(user, answer) if renders_tools else "",
+        reasoning_key=probe.reasoning_key(user),
+        renders_developer=probe.renders([user, _message("developer", _D), answer], _D, _A),
+        renders_late_system=probe.renders([user, answer, _message("system", _S2), question, reply], _S2, _A2),
+        renders_leading_systems=probe.renders([system, _message("system", _S2), user, answer], _S, _S2, _A),
+        renders_tools=renders_tools,
+        renders_parallel_calls=renders_parallel,
+        renders_content_parts=probe.renders_parts(answer),
+        renders_reasoning_beside_calls=probe.renders_reasoning_beside_calls(user, renders_tools),
+        special_tokens=probe.specials,
+        special_pattern=re.compile("|".join(map(re.escape, probe.specials)) or r"(?!)"),
+    )
+
+
+class _Probe:
+    """Renders probe conversations and reads strings off them."""
+
+    def __init__(self, tokenizer: Any, kwargs: dict[str, Any], specials: tuple[str, ...]) -> None:
+        self.tokenizer, self.kwargs, self.specials = tokenizer, kwargs, specials
+
+    def text(self, messages: list[dict[str, Any]], *, tools: bool = False, generate: bool = False) -> str:
+        tool_schemas = _PROBE_TOOLS if tools else None
+        return render(self.tokenizer, messages, tool_schemas, self.kwargs, add_generation_prompt=generate)
+
+    def renders(self, messages: list[dict[str, Any]], *needles: str, tools: bool = False) -> bool:
+        """Whether the template renders these messages, showing every needle after the first user turn
+        (tool names also appear in the tool schemas at the top)."""
+        try:
+            text = self.text(messages, tools=tools)
+        except Exception:  # a template that raises on these messages does not render them
+            return False
+        start = text.find(_U)
+        return start >= 0 and all(needle in text[start:] for needle in needles)
+
+    def gaps(
+        self, messages: list[dict[str, Any]], roles: list[str], stops: tuple[str, ...], *, tools: bool = False
+    ) -> dict[str, tuple[str, ...]]:
+        """The gap between each pair of consecutive probe messages, keyed ``"previous>next"``."""
+        text = self.text(messages, tools=tools)
+        gaps: dict[str, tuple[str, ...]] = {}
+        cursor = 0
+        for index in range(1, len(messages)):
+            previous, current = messages[index - 1], messages[index]
+            cursor = self._end_of(text, previous, cursor, stops)
+            start = text.index(_probe_word(current), cursor)
+            gap = text[cursor:start]
+            key = f"{roles[index - 1]}>{roles[index]}"
+            if roles[index] == "assistant":
+                generated = self.text(messages[:index], tools=tools, generate=True)
+                prompted = generated[self._end_of(generated, previous, 0, stops, last=True) :]
+                gaps.setdefault(
+                    key, tuple(sorted({prompted, os.path.commonprefix([prompted, gap])}, key=len, reverse=True))
+                )
+            else:
+                gaps.setdefault(key, (gap,))
+            cursor = start
+        return gaps
+
+    def _end_of(
+        self, text: str, message: dict[str, Any], cursor: int, stops: tuple[str, ...], last: bool = False
+    ) -> int:
+        """Where a probe message ends: after its content, or after the stop token of an assistant turn."""
+        word = _probe_word(message)
+        end = (text.rindex(word) if last else text.index(word, cursor)) + len(word)
+        if message["role"] != "assistant":
+            return end
+        found = [text.find(stop, end) + len(stop) for stop in stops if text.find(stop, end) >= 0]
+        return min(found) if found else len(text)
+
+    def stop_tokens(
+        self, user: dict[str, Any], answer: dict[str, Any], caller: dict[str, Any] | None
+    ) -> tuple[str, ...]:
+        """The special tokens that end a generated turn.
+
+        Found after an answer (last in the conversation, and followed by a user or a system message)
+        and at the end of a tool-call turn. A template that emits nothing after a final answer has
+        no end-of-turn token (GLM): there the model stops by writing the next message's role marker,
+        which is then the stop token.
+        """
+        last = self.text([user, answer])
+        final_stop = self._first_special(last, last.rindex(_A) + len(_A))
+        stops = {final_stop}
+        for rest in ([_message("user", _U2)], [_message("system", _S2), _message("user", _U2)]):
+            if self.renders([user, answer, *rest], _A, _U2):
+                text = self.text([user, answer, *rest])
+                stops.add(self._first_special(text, text.index(_A) + len(_A)))
+        if caller is not None:
+            calling = self.text([user, caller], tools=True)
+            if final_stop is not None:
+                stops.add(self._last_special(calling, calling.rindex(_FN)))
+            else:
+                called = self.text([user, caller, _message("tool", _T, tool_call_id="call_probe")], tools=True)
+                stops.add(self._first_special(called, len(os.path.commonprefix([calling, called]))))
+        return tuple(sorted(s for s in stops if s))
+
+    def tool_call_lead(self, user: dict[str, Any], answer: dict[str, Any]) -> str:
+        text = self.text([user, answer | {"tool_calls": [_call(_FN, "call_probe")]}], tools=True)
+        return text[text.index(_A) + len(_A) : text.rindex(_FN)]
+
+    def renders_parts(self, answer: dict[str, Any]) -> bool:
+        image = {"type": "image", "image": "data:image/png;base64,teichprobepixels"}
+        parts = _message("user", [{"type": "text", "text": _U}, image])
+        if not self.renders([parts, answer], _A):
+            return False
+        text = self.text([parts, answer])
+        return "teichprobepixels" not in text and "'type'" not in text
+
+    def renders_reasoning_beside_calls(self, user: dict[str, Any], renders_tools: bool) -> bool:
+        key = self.reasoning_key(user)
+        if not (renders_tools and key):
+            return True
+        caller = _message("assistant", _A, tool_calls=[_call(_FN, "call_probe")], **{key: _R})
+        result = _message("tool", _T, tool_call_id="call_probe", name=_FN)
+        return self.renders([user, caller, result], _A, _R, _FN, tools=True)
+
+    def reasoning_key(self, user: dict[str, Any]) -> str | None:
+        for key in ("reasoning_content", "thinking"):
+            if self.renders([user, _message("assistant", _A, **{key: _R})], _R):
+                return key
+        return None
+
+    def _first_special(self, text: str, start: int) -> str | None:
+        found = [(text.find(s, start), -len(s), s) for s in self.specials if text.find(s, start) >= 0]
+        return min(found)[2] if found else None
+
+    def _last_special(self, text: str, start: int) -> str | None:
+        found = [(text.rfind(s) + len(s), len(s), s) for s in self.specials if text.rfind(s) >= start]
+        return max(found)[2] if found else None
+
+
+def _probe_word(message: dict[str, Any]) -> str:
+    """The probe word that marks a probe message (a tool-call turn is marked by its last call's name)."""
+    if message.get("tool_calls"):
+        return message["tool_calls"][-1]["function"]["name"]
+    return message["content"]
