@@ -1,6 +1,8 @@
 """Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
 
 from teich.errors import TeichError
+from teich.mask import MaskAudit, mask_data, preview_sft_example
+from teich.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 from teich.schema import FEATURES, Message, ToolCall, TrainingExample
 from teich.sources import LoadReport, load_traces, trace_is_complete
 from teich.traces import FORMAT_NAMES, detect_trace_type
@@ -11,12 +13,19 @@ __all__ = [
     "FEATURES",
     "FORMAT_NAMES",
     "LoadReport",
+    "MaskAudit",
     "Message",
+    "PrepareReport",
     "TeichError",
     "ToolCall",
     "TrainingExample",
     "__version__",
     "detect_trace_type",
     "load_traces",
+    "mask_data",
+    "prepare_data",
+    "preview_sft_example",
+    "row_fits_context",
     "trace_is_complete",
+    "validate_tool_calls",
 ]
