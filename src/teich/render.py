@@ -6,6 +6,7 @@ the report), rendered once by the template itself, and the spans located in that
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,7 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
       template rejects or drops it (Qwen3.6: "System message must be at the beginning");
     - where a tool-call turn cannot carry both reasoning and content (GPT-OSS), the content is
       appended to the reasoning, which is what the model writes before calling;
+    - tool-call arguments are passed as JSON text where the template cannot take objects;
     - content with image parts becomes text, each image an ``[image]`` placeholder, where the
       template cannot render parts (it would print them as a Python list).
     """
@@ -49,6 +51,10 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
         for message in messages:
             if "reasoning_content" in message:
                 message[profile.reasoning_key] = message.pop("reasoning_content")
+    if profile.arguments_as_text:
+        for message in messages:
+            for call in message.get("tool_calls") or []:
+                call["function"]["arguments"] = json.dumps(call["function"]["arguments"], ensure_ascii=False)
     key = profile.reasoning_key
     if key and not profile.renders_reasoning_beside_calls:
         for message in messages:

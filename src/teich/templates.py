@@ -50,6 +50,8 @@ class TemplateProfile:
     renders_late_system: bool
     renders_leading_systems: bool
     renders_tools: bool
+    arguments_as_text: bool
+    """Whether tool-call arguments must be passed as JSON text (DeepSeek-V3) rather than objects."""
     renders_parallel_calls: bool
     renders_content_parts: bool
     renders_reasoning_beside_calls: bool
@@ -112,8 +114,9 @@ def _message(role: str, content: str, **fields: Any) -> dict[str, Any]:
     return {"role": role, "content": content, **fields}
 
 
-def _call(name: str, call_id: str) -> dict[str, Any]:
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": {_KEY: _VAL}}}
+def _call(name: str, call_id: str, as_text: bool = False) -> dict[str, Any]:
+    arguments = json.dumps({_KEY: _VAL}) if as_text else {_KEY: _VAL}
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
 @functools.lru_cache(maxsize=64)
@@ -121,11 +124,16 @@ def _profile(handle: _TokenizerKey, kwargs_json: str) -> TemplateProfile:
     probe = _Probe(handle.tokenizer, json.loads(kwargs_json), special_tokens(handle.tokenizer))
     system, user, answer = _message("system", _S), _message("user", _U), _message("assistant", _A)
     question, reply = _message("user", _U2), _message("assistant", _A2)
-    caller = {"role": "assistant", "content": "", "tool_calls": [_call(_FN, "call_probe")]}
     result = _message("tool", _T, tool_call_id="call_probe", name=_FN)
-    parallel = caller | {"tool_calls": [_call(_FN, "call_probe"), _call(_FN2, "call_probe2")]}
     second = _message("tool", _T2, tool_call_id="call_probe2", name=_FN2)
-    renders_tools = probe.renders([user, caller, result, reply], _FN, _T, _A2, tools=True)
+
+    def caller_with(*names: str, as_text: bool = False) -> dict[str, Any]:
+        calls = [_call(name, f"call_probe{i + 1 if i else ''}", as_text) for i, name in enumerate(names)]
+        return {"role": "assistant", "content": "", "tool_calls": calls}
+
+    arguments_as_text = not probe.renders([user, caller_with(_FN), result, reply], _FN, _VAL, _A2, tools=True)
+    caller, parallel = caller_with(_FN, as_text=arguments_as_text), caller_with(_FN, _FN2, as_text=arguments_as_text)
+    renders_tools = probe.renders([user, caller, result, reply], _FN, _VAL, _T, _A2, tools=True)
     renders_parallel = renders_tools and probe.renders([user, parallel, result, second, reply], _FN2, _T2, tools=True)
     stops = probe.stop_tokens(user, answer, caller if renders_tools else None)
     if not stops:
@@ -143,15 +151,16 @@ def _profile(handle: _TokenizerKey, kwargs_json: str) -> TemplateProfile:
     return TemplateProfile(
         gaps=gaps,
         stop_tokens=stops,
-        tool_call_lead=probe.tool_call_lead(user, answer) if renders_tools else "",
+        tool_call_lead=probe.tool_call_lead(user, answer, caller) if renders_tools else "",
         reasoning_key=probe.reasoning_key(user),
         renders_developer=probe.renders([user, _message("developer", _D), answer], _D, _A),
         renders_late_system=probe.renders([user, answer, _message("system", _S2), question, reply], _S2, _A2),
         renders_leading_systems=probe.renders([system, _message("system", _S2), user, answer], _S, _S2, _A),
         renders_tools=renders_tools,
+        arguments_as_text=arguments_as_text,
         renders_parallel_calls=renders_parallel,
         renders_content_parts=probe.renders_parts(answer),
-        renders_reasoning_beside_calls=probe.renders_reasoning_beside_calls(user, renders_tools),
+        renders_reasoning_beside_calls=probe.renders_reasoning_beside_calls(user, caller if renders_tools else None),
         special_tokens=probe.specials,
         special_pattern=re.compile("|".join(map(re.escape, probe.specials)) or r"(?!)"),
     )
@@ -238,8 +247,8 @@ class _Probe:
                 stops.add(self._first_special(called, len(os.path.commonprefix([calling, called]))))
         return tuple(sorted(s for s in stops if s))
 
-    def tool_call_lead(self, user: dict[str, Any], answer: dict[str, Any]) -> str:
-        text = self.text([user, answer | {"tool_calls": [_call(_FN, "call_probe")]}], tools=True)
+    def tool_call_lead(self, user: dict[str, Any], answer: dict[str, Any], caller: dict[str, Any]) -> str:
+        text = self.text([user, answer | {"tool_calls": [caller["tool_calls"][0]]}], tools=True)
         return text[text.index(_A) + len(_A) : text.rindex(_FN)]
 
     def renders_parts(self, answer: dict[str, Any]) -> bool:
@@ -250,13 +259,13 @@ class _Probe:
         text = self.text([parts, answer])
         return "teichprobepixels" not in text and "'type'" not in text
 
-    def renders_reasoning_beside_calls(self, user: dict[str, Any], renders_tools: bool) -> bool:
+    def renders_reasoning_beside_calls(self, user: dict[str, Any], caller: dict[str, Any] | None) -> bool:
         key = self.reasoning_key(user)
-        if not (renders_tools and key):
+        if caller is None or key is None:
             return True
-        caller = _message("assistant", _A, tool_calls=[_call(_FN, "call_probe")], **{key: _R})
+        speaking = caller | {"content": _A, key: _R}
         result = _message("tool", _T, tool_call_id="call_probe", name=_FN)
-        return self.renders([user, caller, result], _A, _R, _FN, tools=True)
+        return self.renders([user, speaking, result], _A, _R, _FN, tools=True)
 
     def reasoning_key(self, user: dict[str, Any]) -> str | None:
         for key in ("reasoning_content", "thinking"):
