@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -27,34 +28,44 @@ class TokenSpans:
     ranges: tuple[tuple[int, int], ...]
 
 
-def token_spans(spans: Sequence[Span], offsets: Sequence[tuple[int, int]]) -> TokenSpans:
-    """Map character spans onto the tokens whose offsets overlap them."""
-    if not offsets:
-        return TokenSpans(tuple(s.kind for s in spans), tuple((0, 0) for _ in spans))
-    bounds = np.asarray(offsets, dtype=np.int64)
-    starts, ends = bounds[:, 0], bounds[:, 1]
+def token_spans(spans: Sequence[Span], encoding: Any) -> TokenSpans:
+    """Map character spans onto the tokens that overlap them (``encoding`` from a fast tokenizer)."""
     ranges = []
     for span in spans:
-        first = int(np.searchsorted(ends, span.start, side="right"))
-        last = int(np.searchsorted(starts, span.end, side="left"))
-        ranges.append((first, max(first, last)))
+        first, last = encoding.char_to_token(span.start), encoding.char_to_token(span.end - 1)
+        if first is None or last is None:  # a character no token covers: fall back to the offsets
+            first, last = _overlapping(encoding.offsets, span)
+        ranges.append((first, last + 1))
     return TokenSpans(tuple(s.kind for s in spans), tuple(ranges))
+
+
+def _overlapping(offsets: Sequence[tuple[int, int]], span: Span) -> tuple[int, int]:
+    """First and last token whose offsets overlap the span."""
+    bounds = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    first = int(np.searchsorted(bounds[:, 1], span.start, side="right"))
+    last = int(np.searchsorted(bounds[:, 0], span.end, side="left")) - 1
+    return first, max(first, last)
 
 
 def labels_for(
     input_ids: Sequence[int], spans: TokenSpans, kinds: Iterable[str], max_supervised_tokens: int | None = None
 ) -> list[int]:
     """Labels that train the tokens of ``kinds`` spans, at most ``max_supervised_tokens`` (the first ones)."""
+    return label_array(input_ids, spans, kinds, max_supervised_tokens).tolist()
+
+
+def label_array(
+    input_ids: Sequence[int], spans: TokenSpans, kinds: Iterable[str], max_supervised_tokens: int | None = None
+) -> np.ndarray:
+    """:func:`labels_for` as an int64 array."""
     kinds = frozenset(kinds)
     trained = np.zeros(len(input_ids), dtype=bool)
     for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
         if kind in kinds:
             trained[start : min(end, len(input_ids))] = True
     if max_supervised_tokens is not None:
-        positions = np.flatnonzero(trained)
-        trained[positions[max_supervised_tokens:]] = False
-    labels = np.asarray(input_ids, dtype=np.int64)
-    return np.where(trained, labels, IGNORE_INDEX).tolist()
+        trained[np.flatnonzero(trained)[max_supervised_tokens:]] = False
+    return np.where(trained, np.asarray(input_ids, dtype=np.int64), IGNORE_INDEX)
 
 
 # Token spans of every tokenized row prepared in this process, by a digest of its input ids, so that

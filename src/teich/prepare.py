@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import datasets
+import numpy as np
+import pyarrow as pa
 
 from teich.errors import TeichError
-from teich.labels import DEFAULT_KINDS, TokenSpans, labels_for, register_token_spans, token_spans
+from teich.labels import DEFAULT_KINDS, TokenSpans, label_array, register_token_spans, token_spans
 from teich.render import RenderedRow, RowError, render_row
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
@@ -103,7 +105,7 @@ def prepare_data(
     if max_length is not None:
         _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, oversized_policy, drop_oversized_examples)
     report.kept_row_ids = sorted(rows)
-    report.token_lengths = [len(encoded[i].ids) for i in report.kept_row_ids] if encoded else []
+    report.token_lengths = [len(encoded[i]) for i in report.kept_row_ids] if encoded else []
     dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns)
     return (dataset, report) if return_report else dataset
 
@@ -210,15 +212,15 @@ def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
 def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, drop_oversized) -> None:
     """Apply the oversized policy to rows longer than ``report.max_length`` tokens."""
     limit = report.max_length
-    for row_id in [i for i in rows if len(encoded[i].ids) > limit]:
+    for row_id in [i for i in rows if len(encoded[i]) > limit]:
         report.oversized.append(row_id)
         if policy == "error":
             raise TeichError(
-                f"{_where(examples[row_id], row_id)}: {len(encoded[row_id].ids)} tokens > max_length {limit}"
+                f"{_where(examples[row_id], row_id)}: {len(encoded[row_id])} tokens > max_length {limit}"
             )
         if policy == "drop":
             if drop_oversized:
-                report.dropped[row_id] = f"oversized: {len(encoded[row_id].ids)} tokens > max_length {limit}"
+                report.dropped[row_id] = f"oversized: {len(encoded[row_id])} tokens > max_length {limit}"
                 del rows[row_id], encoded[row_id]
             continue
         trimmed = _trim_followups(examples[row_id], tokenizer, profile, kwargs, limit)
@@ -260,29 +262,30 @@ def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfil
 
 
 def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns) -> datasets.Dataset:
+    """The prepared rows as one Arrow table; token columns are built from flat arrays, not lists."""
     ids = sorted(rows)
-    columns: dict[str, list[Any]] = {"text": [rows[i].text for i in ids]}
+    spans = [token_spans(rows[i].spans, encoded[i]) for i in ids] if encoded is not None else [None] * len(ids)
+    columns: dict[str, pa.Array] = {"text": pa.array([rows[i].text for i in ids], pa.string())}
     if teich_masking:
-        columns["spans"] = []
+        columns["spans"] = pa.array([_span_records(rows[i], s) for i, s in zip(ids, spans, strict=True)])
     if encoded is not None:
-        columns["input_ids"], columns["attention_mask"] = [], []
+        token_ids = [np.asarray(encoded[i].ids, dtype=np.int32) for i in ids]
+        offsets = np.cumsum([0] + [len(t) for t in token_ids], dtype=np.int64)
+        flat = np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32)
+        columns["input_ids"] = pa.LargeListArray.from_arrays(offsets, flat)
+        columns["attention_mask"] = pa.LargeListArray.from_arrays(offsets, np.ones(len(flat), np.int8))
         if teich_masking:
-            columns["labels"] = []
-    for row_id in ids:
-        row = rows[row_id]
-        encoding = encoded[row_id] if encoded is not None else None
-        spans = token_spans(row.spans, encoding.offsets) if encoding is not None else None
-        if teich_masking:
-            columns["spans"].append(_span_records(row, spans))
-        if encoding is not None:
-            columns["input_ids"].append(encoding.ids)
-            columns["attention_mask"].append([1] * len(encoding.ids))
-            if teich_masking:
-                columns["labels"].append(labels_for(encoding.ids, spans, DEFAULT_KINDS))
-                register_token_spans(encoding.ids, spans)
+            labels = [label_array(t, s, DEFAULT_KINDS) for t, s in zip(token_ids, spans, strict=True)]
+            columns["labels"] = pa.LargeListArray.from_arrays(offsets, _concatenate(labels))
+            for t, s in zip(token_ids, spans, strict=True):
+                register_token_spans(t, s)
     for name in preserve_columns or []:
-        columns[name] = [_column(examples[i], name) for i in ids]
-    return datasets.Dataset.from_dict(columns)
+        columns[name] = pa.array([_column(examples[i], name) for i in ids])
+    return datasets.Dataset(pa.table(columns))
+
+
+def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
 
 
 def _span_records(row: RenderedRow, spans: TokenSpans | None) -> list[dict[str, Any]]:

@@ -178,34 +178,39 @@ def _find(
     """Where ``content`` (or the form a template renders it in) is, at or after ``cursor``.
 
     Right after a known gap it is checked in place; otherwise searched for, the earliest match
-    winning (the longest form on a tie), and only accepted if it starts by ``limit``.
+    winning (the longest form on a tie), and only accepted if it starts by ``limit``. JSON-encoded
+    forms are only tried when no plain form is found.
     """
-    forms = _forms(content)
-    for gap in gaps:
-        if text.startswith(gap, cursor):
-            at = cursor + len(gap)
-            for form in forms:
-                if text.startswith(form, at):
-                    return at, at + len(form)
-    matches = [(text.find(form, cursor), -len(form)) for form in forms]
-    matches = [(at, -negative) for at, negative in matches if at >= 0 and (limit is None or at <= limit)]
-    if not matches:
-        return None
-    at, size = min(matches, key=lambda m: (m[0], -m[1]))
-    return at, at + size
+    for forms in (_plain_forms(content), _json_forms(content)):
+        for gap in gaps:
+            if text.startswith(gap, cursor):
+                at = cursor + len(gap)
+                for form in forms:
+                    if text.startswith(form, at):
+                        return at, at + len(form)
+        matches = [(text.find(form, cursor), len(form)) for form in forms]
+        matches = [(at, size) for at, size in matches if at >= 0 and (limit is None or at <= limit)]
+        if matches:
+            at, size = min(matches, key=lambda m: (m[0], -m[1]))
+            return at, at + size
+    return None
 
 
-def _forms(content: str) -> list[str]:
-    """The ways templates render a text: verbatim, trimmed, or JSON-encoded; longest first.
+def _plain_forms(content: str) -> list[str]:
+    """Verbatim or trimmed, longest first.
 
     Trailing whitespace is never part of a form: whether the template kept it or not, it cannot be
     told apart from the template's own text that follows, so it is left to the gap after it.
     """
     text = content.rstrip()
-    forms = {text, text.lstrip("\n"), text.lstrip()}
-    forms.update(
-        json.dumps(form, ensure_ascii=ascii)[1:-1] for form in (content, text.strip()) for ascii in (True, False)
-    )
+    return sorted({f for f in (text, text.lstrip("\n"), text.lstrip()) if f}, key=len, reverse=True)
+
+
+def _json_forms(content: str) -> list[str]:
+    """JSON-encoded, as templates that ``tojson`` a message render it."""
+    forms = {
+        json.dumps(form, ensure_ascii=ascii)[1:-1] for form in (content, content.strip()) for ascii in (True, False)
+    }
     return sorted((f for f in forms if f.strip()), key=len, reverse=True)
 
 
