@@ -87,28 +87,38 @@ def mask_data(
     tokenizer = tokenizer or getattr(trainer, "processing_class", None) or getattr(trainer, "tokenizer", None)
     if max_supervised_tokens is None:
         max_supervised_tokens = getattr(getattr(trainer, "args", None), "max_length", None)
-    report = MaskAudit()
-    trainer.train_dataset = _relabel(trainer.train_dataset, tokenizer, kinds, max_supervised_tokens, report, "train")
+    report, cut = MaskAudit(), _start_cut_over(trainer)
+    trainer.train_dataset = _relabel(
+        trainer.train_dataset, tokenizer, kinds, max_supervised_tokens, report, "train", cut
+    )
     evaluation = getattr(trainer, "eval_dataset", None)
     if isinstance(evaluation, dict):
         trainer.eval_dataset = {
-            name: _relabel(d, tokenizer, kinds, max_supervised_tokens, MaskAudit(), f"eval {name}")
+            name: _relabel(d, tokenizer, kinds, max_supervised_tokens, MaskAudit(), f"eval {name}", cut)
             for name, d in evaluation.items()
         }
     elif evaluation is not None:
-        trainer.eval_dataset = _relabel(evaluation, tokenizer, kinds, max_supervised_tokens, MaskAudit(), "eval")
+        trainer.eval_dataset = _relabel(evaluation, tokenizer, kinds, max_supervised_tokens, MaskAudit(), "eval", cut)
     trainer.teich_audit = report
     if audit:
         print(f"teich mask_data: {report.summary()}", file=sys.stderr)
     return trainer
 
 
-def _relabel(dataset, tokenizer, kinds, cap, report: MaskAudit, name: str) -> datasets.Dataset:
+def _start_cut_over(trainer: Any) -> int | None:
+    """The length over which the trainer cut the start of unpacked rows (TRL ``truncation_mode="keep_end"``)."""
+    args = getattr(trainer, "args", None)
+    if getattr(args, "truncation_mode", None) != "keep_end" or getattr(args, "packing", False):
+        return None
+    return getattr(args, "max_length", None)
+
+
+def _relabel(dataset, tokenizer, kinds, cap, report: MaskAudit, name: str, cut: int | None) -> datasets.Dataset:
     columns = dataset.column_names
     if "input_ids" not in columns:
         raise TeichError(f"{name} dataset has no input_ids: build the trainer on a prepare_data dataset")
     packed = "seq_lengths" in columns and "spans" not in columns
-    spans_of = _packed_spans if packed else _row_spans(dataset, tokenizer, name)
+    spans_of = _packed_spans if packed else _row_spans(dataset, tokenizer, name, cut)
     input_ids, labels = [], []
     for index, row in enumerate(dataset):
         ids = row["input_ids"]
@@ -122,8 +132,9 @@ def _relabel(dataset, tokenizer, kinds, cap, report: MaskAudit, name: str) -> da
     if report.rows and report.fully_masked_rows == report.rows:
         raise TeichError(f"every row of the {name} dataset is fully masked under this policy: nothing would be trained")
     result = {"input_ids": input_ids, "labels": labels}
-    if "seq_lengths" in columns:
-        result["seq_lengths"] = dataset["seq_lengths"]
+    for kept in ("seq_lengths", "spans", "text"):  # spans and text let mask_data apply another policy later
+        if kept in columns:
+            result[kept] = dataset[kept]
     relabelled = datasets.Dataset.from_dict(result)
     relabelled.preview = types.MethodType(_preview_row, relabelled)
     relabelled.teich_tokenizer = tokenizer
@@ -145,8 +156,12 @@ def _packed_spans(row: dict[str, Any], index: int):
         start += length
 
 
-def _row_spans(dataset: datasets.Dataset, tokenizer: Any, name: str):
-    """Spans per row from the ``spans`` column, tokenizing ``text`` only where token positions are missing."""
+def _row_spans(dataset: datasets.Dataset, tokenizer: Any, name: str, cut: int | None):
+    """Spans per row from the ``spans`` column, tokenizing ``text`` only where token positions are missing.
+
+    A row the trainer truncated keeps the labels of its first tokens. Rows of ``cut`` tokens or more
+    whose start the trainer may have cut (``keep_end``) are refused unless they are prepared rows.
+    """
     if "spans" not in dataset.column_names:
         raise TeichError(f"{name} dataset has no spans column: build the trainer on a prepare_data dataset")
     needs_offsets = "text" in dataset.column_names and not _has_token_positions(dataset)
@@ -159,14 +174,18 @@ def _row_spans(dataset: datasets.Dataset, tokenizer: Any, name: str):
     def spans_of(row: dict[str, Any], index: int):
         ids = row["input_ids"]
         if encodings is None:
+            if cut is not None and len(ids) >= cut and registered_token_spans(ids) is None:
+                raise TeichError(
+                    f"{name} row {index}: the trainer may have cut the start of this row (truncation_mode='keep_end'), "
+                    "where its token positions count from; use 'keep_start' or prepare_data(max_length=...)"
+                )
             spans = _stored_token_spans(row["spans"])
         else:
             encoding = encodings[index]
-            if list(ids[: len(encoding.ids)]) != encoding.ids:
+            kept = min(len(ids), len(encoding.ids))  # the trainer may have truncated the row, or added an EOS
+            if list(ids[:kept]) != encoding.ids[:kept]:
                 raise TeichError(f"{name} row {index}: the trainer's input_ids are not the tokens of the prepared text")
-            spans = token_spans(
-                [Span(s["kind"], s["start"], s["end"], s["message"]) for s in row["spans"]], encoding.offsets
-            )
+            spans = token_spans([Span(s["kind"], s["start"], s["end"], s["message"]) for s in row["spans"]], encoding)
         yield ids, spans
 
     return spans_of
