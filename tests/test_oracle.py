@@ -53,8 +53,8 @@ CHAT_ROWS = [
     },
     {
         "messages": [
-            {"role": "user", "content": "Quote <b> & \"this\""},
-            {"role": "assistant", "content": "<b> & \"this\" — done."},
+            {"role": "user", "content": 'Quote <b> & "this"'},
+            {"role": "assistant", "content": '<b> & "this" — done.'},
         ]
     },
 ]

@@ -35,8 +35,26 @@ def token_spans(spans: Sequence[Span], encoding: Any) -> TokenSpans:
         first, last = encoding.char_to_token(span.start), encoding.char_to_token(span.end - 1)
         if first is None or last is None:  # a character no token covers: fall back to the offsets
             first, last = _overlapping(encoding.offsets, span)
-        ranges.append((first, last + 1))
+        ranges.append(_widened(encoding, first, last, span))
     return TokenSpans(tuple(s.kind for s in spans), tuple(ranges))
+
+
+def _widened(encoding: Any, first: int, last: int, span: Span) -> tuple[int, int]:
+    """The half-open range ``first..last`` grown over neighbouring tokens that still overlap the span.
+
+    ``char_to_token`` names one token per character, but byte-level BPE can split a character (an
+    emoji, a rare CJK character) over several tokens that all carry its offsets: every one of them
+    belongs to the span, so a character is never trained on only some of its bytes.
+    """
+    while first > 0 and _overlaps(encoding.token_to_chars(first - 1), span):
+        first -= 1
+    while last + 1 < len(encoding) and _overlaps(encoding.token_to_chars(last + 1), span):
+        last += 1
+    return first, last + 1
+
+
+def _overlaps(chars: tuple[int, int] | None, span: Span) -> bool:
+    return chars is not None and chars[0] < span.end and chars[1] > span.start
 
 
 def _overlapping(offsets: Sequence[tuple[int, int]], span: Span) -> tuple[int, int]:

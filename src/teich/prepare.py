@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from teich.errors import TeichError
 from teich.labels import DEFAULT_KINDS, TokenSpans, label_array, register_token_spans, token_spans
-from teich.render import RenderedRow, RowError, render_row
+from teich.render import RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
 from teich.templates import TemplateProfile, profile_template, render
@@ -210,20 +210,22 @@ def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
 
 
 def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, drop_oversized) -> None:
-    """Apply the oversized policy to rows longer than ``report.max_length`` tokens."""
+    """Apply the oversized policy to rows longer than ``report.max_length`` tokens; the report's notes
+    count the changes made to the rows kept, so a dropped row's are taken back and a trimmed row's
+    replaced by those of its prefix."""
     limit = report.max_length
     for row_id in [i for i in rows if len(encoded[i]) > limit]:
         report.oversized.append(row_id)
         if policy == "error":
-            raise TeichError(
-                f"{_where(examples[row_id], row_id)}: {len(encoded[row_id])} tokens > max_length {limit}"
-            )
+            raise TeichError(f"{_where(examples[row_id], row_id)}: {len(encoded[row_id])} tokens > max_length {limit}")
         if policy == "drop":
             if drop_oversized:
                 report.dropped[row_id] = f"oversized: {len(encoded[row_id])} tokens > max_length {limit}"
+                report.notes -= rows[row_id].notes
                 del rows[row_id], encoded[row_id]
             continue
         trimmed = _trim_followups(examples[row_id], tokenizer, profile, kwargs, limit)
+        report.notes -= rows[row_id].notes
         if trimmed is None:
             del rows[row_id], encoded[row_id]
             report.dropped[row_id] = f"oversized: even the first user turn is longer than {limit} tokens"
@@ -237,16 +239,19 @@ def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, dr
 def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfile, kwargs, limit: int):
     """The longest prefix of whole user turns that fits, by binary search over the number of turns.
 
-    A prefix ends right before a user message, so it ends on the answer to the previous turn.
-    Only ``log2(turns)`` prefixes are rendered and tokenized.
+    A prefix ends right before a user message that follows an assistant turn, so it ends on the
+    answer to the previous turn; the user turns kept are those before the cut (a user message that
+    follows another one or a tool result is no place to cut, but it counts as a turn). Only
+    ``log2(turns)`` prefixes are rendered and tokenized.
     """
     starts = [i for i, m in enumerate(example.messages) if m.role == "user"]
     cuts = [end for end in starts[1:] if example.messages[end - 1].role == "assistant"]
     best, low, high = None, 0, len(cuts) - 1
     while low <= high:
         middle = (low + high) // 2
+        kept = sum(start < cuts[middle] for start in starts)
         prefix = example.model_copy(update={"messages": example.messages[: cuts[middle]]})
-        prefix = prefix.model_copy(update={"follow_up_prompts": example.follow_up_prompts[:middle]})
+        prefix = prefix.model_copy(update={"follow_up_prompts": example.follow_up_prompts[: kept - 1]})
         try:
             row = render_row(prefix, tokenizer, profile, kwargs)
         except RowError:
@@ -254,7 +259,7 @@ def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfil
             continue
         (encoding,) = _tokenize([row.text], tokenizer)
         if len(encoding.ids) <= limit:
-            best = (row, encoding), middle + 1, len(starts)
+            best = (row, encoding), kept, len(starts)
             low = middle + 1
         else:
             high = middle - 1
@@ -309,10 +314,11 @@ def row_fits_context(
     max_length: int,
     chat_template_kwargs: dict[str, Any] | None = None,
 ) -> bool:
-    """Whether a row, rendered by the tokenizer's template, is at most ``max_length`` tokens."""
+    """Whether a row, rendered by the tokenizer's template as ``prepare_data`` renders it (messages
+    adapted to the template, see :func:`teich.render.template_messages`), is at most ``max_length`` tokens."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     kwargs = dict(chat_template_kwargs or {})
-    messages = [m.to_dict() for m in example.messages]
+    messages, _ = template_messages(example, profile_template(tokenizer, kwargs))
     (encoding,) = _tokenize([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
     return len(encoding.ids) <= max_length
 

@@ -129,7 +129,7 @@ def _locate_turn(
             raise SpanError(f"message {index}: tool call {name!r} is not in the rendered text")
         if number == 0:
             pieces.append(("tool_call", _lead_start(text, at, profile.tool_call_lead, position) if pieces else start))
-        position = at + len(name)
+        position = _after_arguments(text, call["function"].get("arguments"), at + len(name))
     end = _stop_end(text, position, profile, is_last)
     if end is None:
         raise SpanError(f"message {index}: no end-of-turn token after the assistant turn")
@@ -161,6 +161,26 @@ def _lead_start(text: str, name_at: int, lead: str, floor: int) -> int:
         if text.startswith(lead[-size:], name_at - size):
             return name_at - size
     return name_at
+
+
+def _after_arguments(text: str, arguments: Any, position: int) -> int:
+    """Where a tool call's rendered argument values end, following them in order from ``position``.
+
+    A value may contain a stop token (a command that prints ``<|im_end|>``): the end of the turn is
+    only searched for after the values. Each value must start within the template's scaffolding of
+    the previous one; where one is not found (a template that renders it differently), the values
+    after it are not followed. Arguments passed as JSON text are one value.
+    """
+    values = [arguments] if isinstance(arguments, str) else list((arguments or {}).values())
+    for value in values:
+        rendered = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        if not rendered.strip():
+            continue
+        found = _find(text, rendered, position, (), limit=position + _MAX_SCAFFOLD)
+        if found is None:
+            break
+        position = found[1]
+    return position
 
 
 def _stop_end(text: str, position: int, profile: TemplateProfile, is_last: bool) -> int | None:
