@@ -639,10 +639,6 @@ def test_validate_tools_drops_invalid_calls(tmp_path: Path) -> None:
         prepare_data(path, tok, validate_tools=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="policy: loading infers a schema for every undeclared tool, so validate_tools never sees one",
-)
 def test_validate_tools_drops_an_undeclared_tool(tmp_path: Path) -> None:
     row = {"tools": [READ], "messages": [_user("r"), _calling(_call("rm", {"path": "a"})), _result("x"), _answer("ok")]}
     _, report = prepare_data(
@@ -714,6 +710,8 @@ def _mix_sources(tmp_path: Path, chats: int, tools: int) -> tuple[Path, Path]:
         (10, 3, (50, 50), None, (3, 3)),
         (2, 10, (20, 80), None, (2, 8)),  # the chat source runs short
         (10, 3, (80, 20), 5, (4, 1)),
+        (10, 3, (80, 20), None, (8, 2)),  # neither runs short: whole 4:1 units keep 80/20 exact
+        (9, 9, (33.3, 66.7), None, (4, 9)),  # no 333:667 unit fits: shares approximated, rounded down
     ],
 )
 def test_mix_realises_the_percentages(tmp_path: Path, chats, tools, shares, max_examples, expected) -> None:

@@ -13,6 +13,7 @@ import multiprocessing
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any, Literal
 
 import datasets
@@ -25,6 +26,7 @@ from teich.render import RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
 from teich.templates import TemplateProfile, profile_template, render
+from teich.traces.conversation import tool_name
 
 OversizedPolicy = Literal["drop", "trim_followups", "error"]
 
@@ -133,22 +135,35 @@ def _is_mix(source: Any) -> bool:
 
 
 def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, max_examples) -> list[TrainingExample]:
-    """Rows of several sources in the given percentages; the total shrinks so ratios hold when one runs short."""
-    loaded = {}
-    for name, spec in mix.items():
-        rows = list(
-            iter_examples(spec["source"], load_report, split=spec.get("split", split), revision=revision, token=token)
+    """Rows of several sources in exactly the given proportions.
+
+    The percentages are reduced to the smallest whole units (80/20 -> 4:1); the mix takes as many
+    whole units as every source can fill (and ``max_examples`` allows), so the realised ratios stay
+    true when one source runs short. Where not even one unit fits (33.3/66.7 is 333:667), the
+    shares are approximated, each rounded down.
+    """
+    loaded = []
+    for spec in mix.values():
+        share = Fraction(str(spec.get("percentage", 100 / len(mix)))).limit_denominator(1000)
+        if share <= 0:
+            raise TeichError("every source in a mix needs a positive percentage")
+        rows = iter_examples(
+            spec["source"], load_report, split=spec.get("split", split), revision=revision, token=token
         )
-        loaded[name] = (rows, float(spec.get("percentage", 100 / len(mix))))
-    if any(share <= 0 for _, share in loaded.values()):
-        raise TeichError("every source in a mix needs a positive percentage")
-    weight = sum(share for _, share in loaded.values())
-    total = min(len(rows) * weight / share for rows, share in loaded.values())
+        loaded.append((list(rows), share))
+    scale = math.lcm(*(share.denominator for _, share in loaded))
+    whole = [int(share * scale) for _, share in loaded]
+    units = [n // math.gcd(*whole) for n in whole]
+    repeats = min(len(rows) // unit for (rows, _), unit in zip(loaded, units, strict=True))
     if max_examples is not None:
-        total = min(total, max_examples)
-    picked = []
-    for rows, share in loaded.values():
-        picked.extend(rows[: math.floor(total * share / weight + 1e-9)])
+        repeats = min(repeats, max_examples // sum(units))
+    counts = [repeats * unit for unit in units]
+    if not repeats:  # not even one whole unit fits: approximate the shares instead
+        weight = sum(share for _, share in loaded)
+        total = min(len(rows) * weight / share for rows, share in loaded)
+        total = total if max_examples is None else min(total, max_examples)
+        counts = [math.floor(total * share / weight) for _, share in loaded]
+    picked = [row for (rows, _), count in zip(loaded, counts, strict=True) for row in rows[:count]]
     if not picked:
         raise TeichError("the mix yielded no rows")
     return picked
@@ -325,9 +340,11 @@ def row_fits_context(
 
 def validate_tool_calls(row: TrainingExample | dict[str, Any]) -> list[str]:
     """Problems with a row's tool calls: unnamed or undeclared tools, missing required arguments,
-    results that answer no call. An empty list means the calls are valid."""
+    results that answer no call. Schemas Teich inferred from the calls (``metadata.inferred_tools``)
+    do not count as declared. An empty list means the calls are valid."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
-    schemas = {(t.get("function") or t).get("name"): (t.get("function") or t) for t in example.tools}
+    inferred = set(example.metadata.get("inferred_tools") or [])
+    schemas = {tool_name(t): t.get("function") or t for t in example.tools if tool_name(t) not in inferred}
     problems, called = [], set()
     for index, message in enumerate(example.messages):
         for call in message.tool_calls or []:

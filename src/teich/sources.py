@@ -21,10 +21,10 @@ import datasets
 from teich.errors import TeichError
 from teich.schema import FEATURES, TrainingExample, drop_nulls
 from teich.traces import find_format
-from teich.traces.conversation import complete_tool_schemas
+from teich.traces.conversation import complete_tool_schemas, tool_name
 from teich.traces.reader import Problem, TraceFile, read_trace_file
 
-Source = str | Path | datasets.Dataset | datasets.DatasetDict
+Source = str | Path | datasets.Dataset | datasets.DatasetDict | dict[str, Any] | list[dict[str, Any]]
 Outcome = TrainingExample | str  # a row, or the reason it was dropped
 TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
 TOOLS_SNAPSHOT = "tools.json"
@@ -85,6 +85,10 @@ def _raw_examples(source, report, split, revision, token, on_file):
         source = _split_of(source, split, "dataset")
     if isinstance(source, datasets.Dataset):
         yield from _dataset_examples(source, "<dataset>", report)
+    elif isinstance(source, dict):  # one row, as a plain dict
+        yield from _row_examples([source], "<rows>", report)
+    elif isinstance(source, list) and source and all(isinstance(item, dict) for item in source):
+        yield from _row_examples(source, "<rows>", report)
     elif isinstance(source, (str, Path)):
         yield from _path_examples(source, report, split, revision, token, on_file)
     elif isinstance(source, Iterable):
@@ -195,6 +199,7 @@ def _apply_snapshot(example: TrainingExample, snapshot: list[dict[str, Any]]) ->
     if example.metadata.get("tool_schema_source") in ("inferred", "none"):
         example.tools = complete_tool_schemas(snapshot, example.messages)
         example.metadata["tool_schema_source"] = "snapshot"
+        example.metadata["inferred_tools"] = [tool_name(t) for t in example.tools[len(snapshot) :]]
 
 
 def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
@@ -218,9 +223,13 @@ def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
 
 
 def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport):
+    """Rows of an Arrow table, where ``null`` marks keys a row never had."""
+    yield from _row_examples((drop_nulls(row) for row in dataset), where, report)
+
+
+def _row_examples(rows: Iterable[dict[str, Any]], where: str, report: LoadReport):
     report.files += 1
-    for index, row in enumerate(dataset):
-        row = drop_nulls(row)
+    for index, row in enumerate(rows):
         row_format = find_format([row])
         if row_format is None or not row_format.PER_ROW:
             report.problems.append(Problem(where, index + 1, "unknown row format"))
@@ -261,7 +270,7 @@ def load_traces(
     """Load agent traces or chat rows from any source into a normalized ``datasets.Dataset``.
 
     ``source`` is a file, a folder (searched recursively), a Hugging Face dataset id, a
-    ``datasets.Dataset`` (or ``DatasetDict``), or a list of these. Rows are in the storage form of
+    ``datasets.Dataset`` (or ``DatasetDict``), row dicts, or a list of these. Rows are in the storage form of
     :meth:`TrainingExample.to_record`; read one back with :meth:`TrainingExample.from_record`.
     Rows ending on a tool result are dropped unless ``drop_incomplete_traces=False``; what was
     dropped and which inputs could not be read are logged, and returned with ``return_report=True``.

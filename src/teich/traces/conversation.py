@@ -107,6 +107,8 @@ class Conversation:
             self.metadata["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
         tools = complete_tool_schemas(self.tools, messages)
         self.metadata.setdefault("tool_schema_source", _schema_source(self.tools, tools))
+        if len(tools) > len(self.tools):
+            self.metadata.setdefault("inferred_tools", [tool_name(t) for t in tools[len(self.tools) :]])
         system = next((m.content for m in messages if m.role == "system" and isinstance(m.content, str)), None)
         users = [text_of(m.content) for m in messages if m.role == "user"]
         return TrainingExample(
