@@ -16,9 +16,10 @@ from typing import Any
 
 import datasets
 import numpy as np
+import pyarrow as pa
 
 from teich.errors import TeichError
-from teich.labels import IGNORE_INDEX, TokenSpans, labels_for, registered_token_spans, token_spans
+from teich.labels import IGNORE_INDEX, TokenSpans, label_array, registered_token_spans, token_spans
 from teich.spans import Span
 
 _FLAG_KINDS = {
@@ -114,85 +115,93 @@ def _start_cut_over(trainer: Any) -> int | None:
 
 
 def _relabel(dataset, tokenizer, kinds, cap, report: MaskAudit, name: str, cut: int | None) -> datasets.Dataset:
-    columns = dataset.column_names
-    if "input_ids" not in columns:
+    """The dataset's ``input_ids`` with labels for ``kinds``, read and written as whole Arrow columns."""
+    if "input_ids" not in dataset.column_names:
         raise TeichError(f"{name} dataset has no input_ids: build the trainer on a prepare_data dataset")
-    packed = "seq_lengths" in columns and "spans" not in columns
-    spans_of = _packed_spans if packed else _row_spans(dataset, tokenizer, name, cut)
-    input_ids, labels = [], []
-    for index, row in enumerate(dataset):
-        ids = row["input_ids"]
-        row_labels: list[int] = []
-        for segment_ids, spans in spans_of(row, index):
-            row_labels += _audit(
-                report, labels_for(segment_ids, spans, kinds, cap), spans, kinds, cap, len(segment_ids)
-            )
-        input_ids.append(ids)
-        labels.append(row_labels)
+    table = dataset.with_format("arrow")[:]  # in the dataset's order, honouring select / shuffle
+    token_ids = table.column("input_ids").combine_chunks()
+    offsets = np.asarray(token_ids.offsets, dtype=np.int64)
+    values = token_ids.values.to_numpy(zero_copy_only=False)
+    packed = "seq_lengths" in table.column_names and "spans" not in table.column_names
+    spans_of = _packed_spans(table) if packed else _row_spans(table, tokenizer, name, cut)
+    labels = []
+    for index in range(len(offsets) - 1):
+        ids = values[offsets[index] : offsets[index + 1]]
+        pieces = [
+            _audit(report, label_array(seg, spans, kinds, cap), spans, kinds, cap)
+            for seg, spans in spans_of(ids, index)
+        ]
+        labels.append(np.concatenate(pieces) if pieces else np.zeros(0, np.int64))
     if report.rows and report.fully_masked_rows == report.rows:
         raise TeichError(f"every row of the {name} dataset is fully masked under this policy: nothing would be trained")
-    result = {"input_ids": input_ids, "labels": labels}
+    flat = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+    result = {"input_ids": token_ids, "labels": pa.LargeListArray.from_arrays(offsets - offsets[0], flat)}
     for kept in ("seq_lengths", "spans", "text"):  # spans and text let mask_data apply another policy later
-        if kept in columns:
-            result[kept] = dataset[kept]
-    relabelled = datasets.Dataset.from_dict(result)
+        if kept in table.column_names:
+            result[kept] = table.column(kept)
+    relabelled = datasets.Dataset(pa.table(result))
     relabelled.preview = types.MethodType(_preview_row, relabelled)
     relabelled.teich_tokenizer = tokenizer
     return relabelled
 
 
-def _packed_spans(row: dict[str, Any], index: int):
-    """A packed row's sequences, each with the spans prepare_data recorded for it."""
-    ids, start = row["input_ids"], 0
-    for length in row["seq_lengths"]:
-        segment = ids[start : start + length]
-        spans = registered_token_spans(segment)
-        if spans is None:
-            raise TeichError(
-                f"packed row {index}: a sequence was not prepared in this process or was cut by packing; "
-                "call prepare_data(tokenize=True, max_length=...) before building the trainer"
-            )
-        yield segment, spans
-        start += length
+def _packed_spans(table: pa.Table):
+    """Per packed row: its sequences, each with the spans prepare_data recorded for it."""
+    lengths = table.column("seq_lengths").to_pylist()
+
+    def spans_of(ids: np.ndarray, index: int):
+        start = 0
+        for length in lengths[index]:
+            segment = ids[start : start + length]
+            spans = registered_token_spans(segment)
+            if spans is None:
+                raise TeichError(
+                    f"packed row {index}: a sequence was not prepared in this process or was cut by packing; "
+                    "call prepare_data(tokenize=True, max_length=...) before building the trainer"
+                )
+            yield segment, spans
+            start += length
+
+    return spans_of
 
 
-def _row_spans(dataset: datasets.Dataset, tokenizer: Any, name: str, cut: int | None):
+def _row_spans(table: pa.Table, tokenizer: Any, name: str, cut: int | None):
     """Spans per row from the ``spans`` column, tokenizing ``text`` only where token positions are missing.
 
     A row the trainer truncated keeps the labels of its first tokens. Rows of ``cut`` tokens or more
     whose start the trainer may have cut (``keep_end``) are refused unless they are prepared rows.
     """
-    if "spans" not in dataset.column_names:
+    if "spans" not in table.column_names:
         raise TeichError(f"{name} dataset has no spans column: build the trainer on a prepare_data dataset")
-    needs_offsets = "text" in dataset.column_names and not _has_token_positions(dataset)
+    records = table.column("spans").to_pylist()
     encodings = None
-    if needs_offsets:
+    if "text" in table.column_names and not _has_token_positions(records):
         if tokenizer is None:
             raise TeichError("mask_data needs the tokenizer to place the spans on tokens")
-        encodings = tokenizer._tokenizer.encode_batch(dataset["text"], add_special_tokens=False)
+        texts = table.column("text").to_pylist()
+        encodings = tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
 
-    def spans_of(row: dict[str, Any], index: int):
-        ids = row["input_ids"]
+    def spans_of(ids: np.ndarray, index: int):
         if encodings is None:
             if cut is not None and len(ids) >= cut and registered_token_spans(ids) is None:
                 raise TeichError(
                     f"{name} row {index}: the trainer may have cut the start of this row (truncation_mode='keep_end'), "
                     "where its token positions count from; use 'keep_start' or prepare_data(max_length=...)"
                 )
-            spans = _stored_token_spans(row["spans"])
+            spans = _stored_token_spans(records[index])
         else:
             encoding = encodings[index]
-            kept = min(len(ids), len(encoding.ids))  # the trainer may have truncated the row, or added an EOS
-            if list(ids[:kept]) != encoding.ids[:kept]:
+            kept = min(len(ids), len(encoding))  # the trainer may have truncated the row, or added an EOS
+            if not np.array_equal(ids[:kept], encoding.ids[:kept]):
                 raise TeichError(f"{name} row {index}: the trainer's input_ids are not the tokens of the prepared text")
-            spans = token_spans([Span(s["kind"], s["start"], s["end"], s["message"]) for s in row["spans"]], encoding)
+            spans = token_spans([Span(s["kind"], s["start"], s["end"], s["message"]) for s in records[index]], encoding)
         yield ids, spans
 
     return spans_of
 
 
-def _has_token_positions(dataset: datasets.Dataset) -> bool:
-    first = dataset[0]["spans"] if len(dataset) else []
+def _has_token_positions(records: list[list[dict[str, Any]]]) -> bool:
+    first = next((spans for spans in records if spans), [])
     return bool(first) and first[0].get("token_start") is not None
 
 
@@ -200,16 +209,17 @@ def _stored_token_spans(records: list[dict[str, Any]]) -> TokenSpans:
     return TokenSpans(tuple(r["kind"] for r in records), tuple((r["token_start"], r["token_end"]) for r in records))
 
 
-def _audit(report: MaskAudit, labels: list[int], spans: TokenSpans, kinds, cap, length: int) -> list[int]:
-    trained = np.asarray(labels) != IGNORE_INDEX
+def _audit(report: MaskAudit, labels: np.ndarray, spans: TokenSpans, kinds, cap) -> np.ndarray:
+    trained = labels != IGNORE_INDEX
+    supervised = int(trained.sum())
     report.rows += 1
-    report.tokens += length
-    report.supervised += int(trained.sum())
-    report.fully_masked_rows += int(not trained.any())
+    report.tokens += len(labels)
+    report.supervised += supervised
+    report.fully_masked_rows += int(not supervised)
     for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
         if kind in kinds:
             report.by_kind[kind] += int(trained[start:end].sum())
-    if cap is not None and int(trained.sum()) >= cap and _supervisable(spans, kinds, length) > cap:
+    if cap is not None and supervised >= cap and _supervisable(spans, kinds, len(labels)) > cap:
         report.capped_rows += 1
     return labels
 

@@ -201,15 +201,17 @@ def _find(
     winning (the longest form on a tie), and only accepted if it starts by ``limit``. JSON-encoded
     forms are only tried when no plain form is found.
     """
-    for forms in (_plain_forms(content), _json_forms(content)):
+    for make_forms in (_plain_forms, _json_forms):
+        forms = make_forms(content)
         for gap in gaps:
             if text.startswith(gap, cursor):
                 at = cursor + len(gap)
                 for form in forms:
                     if text.startswith(form, at):
                         return at, at + len(form)
-        matches = [(text.find(form, cursor), len(form)) for form in forms]
-        matches = [(at, size) for at, size in matches if at >= 0 and (limit is None or at <= limit)]
+        stop = len(text) if limit is None else limit
+        matches = [(text.find(form, cursor, stop + len(form)), len(form)) for form in forms]
+        matches = [(at, size) for at, size in matches if at >= 0]
         if matches:
             at, size = min(matches, key=lambda m: (m[0], -m[1]))
             return at, at + size
