@@ -551,14 +551,27 @@ def test_trim_followups_on_a_long_real_session(shared_traces: Path, monkeypatch:
 
     monkeypatch.setattr(teich.prepare, "render_row", counting)
     bound = math.ceil(math.log2(len(users))) + 2
+    first_turn_steps = sum(1 for m in adapted[: users[1]] if m["role"] == "assistant")
+    step_bound = bound + math.ceil(math.log2(first_turn_steps)) + 1
 
-    # Even the first user turn of this session (its reasoning rendered) is ~49k tokens.
+    # Even the first user turn of this session (its reasoning rendered) is ~49k tokens, so at 32768
+    # the first turn itself is cut after the longest run of assistant steps that fits.
     dataset, report = prepare_data(
         pi, tok, max_length=32768, oversized_policy="trim_followups", tokenize=True, return_report=True
     )
-    assert len(dataset) == 0 and report.oversized == [0]
-    assert report.dropped == {0: "oversized: even the first user turn is longer than 32768 tokens"}
-    assert not report.notes and len(renders) <= bound
+    assert report.oversized == [0] and report.kept_row_ids == [0] and report.trimmed == {0: (1, len(users))}
+    assert len(renders) <= step_bound
+    row = dataset[0]
+    assert len(row["input_ids"]) <= 32768
+    cut = next(
+        end
+        for end in range(users[1], 0, -1)
+        if row["text"] == tok.apply_chat_template(adapted[:end], tools=example.tools, tokenize=False)
+    )
+    assert adapted[cut - 1]["role"] == "assistant" and cut < users[1]
+    assert row["spans"][-1]["kind"] == "tool_call" and row["text"].endswith(f"{IM_END}\n")
+    longer = _template_ids(tok, adapted[: cut + 2], example.tools, {})  # the next step, if it is one
+    assert len(longer) > 32768 or adapted[cut + 1]["role"] != "assistant"
 
     renders.clear()
     full = tok.apply_chat_template(adapted, tools=example.tools, tokenize=False)

@@ -243,7 +243,7 @@ def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, dr
         report.notes -= rows[row_id].notes
         if trimmed is None:
             del rows[row_id], encoded[row_id]
-            report.dropped[row_id] = f"oversized: even the first user turn is longer than {limit} tokens"
+            report.dropped[row_id] = f"oversized: even the first assistant step is longer than {limit} tokens"
             continue
         (row, encoding), kept, total = trimmed
         rows[row_id], encoded[row_id] = row, encoding
@@ -256,11 +256,25 @@ def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfil
 
     A prefix ends right before a user message that follows an assistant turn, so it ends on the
     answer to the previous turn; the user turns kept are those before the cut (a user message that
-    follows another one or a tool result is no place to cut, but it counts as a turn). Only
-    ``log2(turns)`` prefixes are rendered and tokenized.
+    follows another one or a tool result is no place to cut, but it counts as a turn). When not even
+    the first user turn fits, the first turn itself is cut after its longest run of assistant steps
+    that fits (ending on an assistant message, before a tool result), so a long agent session still
+    yields a row. Only ``log2`` of the candidate cuts are rendered and tokenized.
     """
-    starts = [i for i, m in enumerate(example.messages) if m.role == "user"]
-    cuts = [end for end in starts[1:] if example.messages[end - 1].role == "assistant"]
+    messages = example.messages
+    starts = [i for i, m in enumerate(messages) if m.role == "user"]
+    turn_cuts = [end for end in starts[1:] if messages[end - 1].role == "assistant"]
+    first_turn_end = turn_cuts[0] if turn_cuts else len(messages)
+    step_cuts = [end for end in range(starts[0] + 2, first_turn_end) if messages[end - 1].role == "assistant"]
+    for cuts in (turn_cuts, step_cuts):
+        found = _longest_fitting(example, cuts, starts, tokenizer, profile, kwargs, limit)
+        if found is not None:
+            return found
+    return None
+
+
+def _longest_fitting(example, cuts: list[int], starts: list[int], tokenizer, profile, kwargs, limit: int):
+    """Binary search for the last cut whose prefix renders within ``limit`` tokens."""
     best, low, high = None, 0, len(cuts) - 1
     while low <= high:
         middle = (low + high) // 2
@@ -273,7 +287,7 @@ def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfil
             high = middle - 1
             continue
         (encoding,) = _tokenize([row.text], tokenizer)
-        if len(encoding.ids) <= limit:
+        if len(encoding) <= limit:
             best = (row, encoding), kept, len(starts)
             low = middle + 1
         else:
