@@ -50,27 +50,28 @@ class Located:
 
 def locate_spans(text: str, messages: list[dict[str, Any]], profile: TemplateProfile) -> Located:
     """The typed spans of ``messages`` in ``text``, their template rendering."""
-    located = Located()
+    walk = _Walk(text, profile, Located())
     cursor, previous = 0, None
     for index, message in enumerate(messages):
         if message["role"] == "assistant":
-            is_last = index == len(messages) - 1
-            cursor = _locate_turn(text, message, index, previous, cursor, profile, located, is_last)
+            cursor = _locate_turn(walk, message, index, previous, cursor, is_last=index == len(messages) - 1)
         else:
-            cursor = _locate_context(text, message, index, previous, cursor, profile, located)
+            cursor = _locate_context(walk, message, index, previous, cursor)
         previous = message["role"]
-    return located
+    return walk.located
 
 
-def _locate_context(
-    text: str,
-    message: dict[str, Any],
-    index: int,
-    previous: str | None,
-    cursor: int,
-    profile: TemplateProfile,
-    located: Located,
-) -> int:
+@dataclass
+class _Walk:
+    """What every step of the walk through a rendering shares."""
+
+    text: str
+    profile: TemplateProfile
+    located: Located
+
+
+def _locate_context(walk: _Walk, message: dict[str, Any], index: int, previous: str | None, cursor: int) -> int:
+    text, profile, located = walk.text, walk.profile, walk.located
     parts = _text_parts(message.get("content"))
     if not parts:
         return cursor
@@ -87,15 +88,9 @@ def _locate_context(
 
 
 def _locate_turn(
-    text: str,
-    message: dict[str, Any],
-    index: int,
-    previous: str | None,
-    cursor: int,
-    profile: TemplateProfile,
-    located: Located,
-    is_last: bool,
+    walk: _Walk, message: dict[str, Any], index: int, previous: str | None, cursor: int, *, is_last: bool
 ) -> int:
+    text, profile, located = walk.text, walk.profile, walk.located
     calls = message.get("tool_calls") or []
     if calls and not profile.renders_tools:
         raise SpanError(f"message {index}: the chat template does not render tool calls")
