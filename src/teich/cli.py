@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +16,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from teich import __version__
 from teich.errors import TeichError
 from teich.files import write_jsonl_atomic
+from teich.generate.card import CARD, TOOLS, write_card
+from teich.generate.config import Config
+from teich.generate.project import init_project
+from teich.generate.publish import publish
+from teich.generate.runner import ROWS_FILE, RowLog, Summary, plan
+from teich.generate.runner import generate as run_generation
 from teich.sources import LoadReport, iter_examples
 
 app = typer.Typer(help="Turn coding-agent sessions into auditable SFT data.", no_args_is_help=True)
@@ -68,6 +76,28 @@ def convert(
     console.print(f"[green]wrote {written} rows[/green] to {escape(str(out))}")
 
 
+@app.command()
+def init(
+    name: Annotated[Path, typer.Argument(help="Folder to create the generation project in.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite config.yaml and prompts.csv in a non-empty folder.")
+    ] = False,
+) -> None:
+    """Start a generation project: a commented config.yaml and an example prompts.csv."""
+    try:
+        written = init_project(name, force=force)
+    except TeichError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    for path in written:
+        console.print(f"[green]wrote[/green] {escape(str(path))}", highlight=False)
+    hint = (
+        "For long or multi-line prompts, JSONL is recommended: one JSON object per line, "
+        '{"prompt": ..., "system": ..., "follow_up_prompts": [...]}; point prompts_file at it.'
+    )
+    console.print(escape(hint), highlight=False)
+
+
 def _file_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -85,3 +115,79 @@ def _print_report(report: LoadReport) -> None:
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
         console.print(f"[yellow]... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more input problems[/yellow]")
     console.print(report.summary(), highlight=False)
+
+
+@app.command()
+def generate(
+    config: Annotated[Path, typer.Option("--config", "-c", help="The project's config.yaml.")],
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Skip prompts that already have a row; retry the rest.")
+    ] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write rows here instead of output.traces_dir.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Prompts in flight at once.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run at most this many prompts.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; call no model.")] = False,
+) -> None:
+    """Run the config's prompts through its provider and write training rows, a card and failures."""
+    try:
+        settings = Config.from_yaml(config)
+        if output is not None:
+            settings.output.traces_dir = output.resolve()
+        if settings.agent.provider != "chat":
+            raise TeichError(f"agent.provider {settings.agent.provider!r} is not available yet; use 'chat'")
+        pending, summary = plan(settings, resume=resume, limit=limit)
+        for problem in summary.problems:
+            console.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+        if dry_run:
+            _print_plan(settings, pending, summary)
+            return
+        with _generation_progress(len(pending)) as update:
+            asyncio.run(run_generation(settings, pending, summary, concurrency=concurrency, on_update=update))
+        rows = RowLog(summary.output).rows()
+        write_card(settings, summary.output.parent, rows, ROWS_FILE, summary.failed)
+        if settings.publish.repo_id:
+            files = [ROWS_FILE, CARD, TOOLS]
+            url = publish(
+                summary.output.parent, files, settings.publish.repo_id, settings.hf_token(), settings.publish.private
+            )
+            console.print(f"published to {escape(url)}")
+    except TeichError as error:
+        console.print(f"[red]error:[/red] {escape(str(error))}")
+        raise typer.Exit(1) from None
+    for failure in summary.failures[:MAX_PROBLEMS_SHOWN]:
+        console.print(f"[red]failed[/red] {escape(failure)}", highlight=False)
+    console.print(summary.line(), highlight=False)
+    if summary.failed:
+        console.print(
+            f"{summary.failed} prompts failed (see {escape(str(settings.output.failures_dir))}); rerun with --resume"
+        )
+        raise typer.Exit(1)
+
+
+def _print_plan(settings: Config, pending: list, summary: Summary) -> None:
+    console.print(
+        f"would run {len(pending)} prompts with {settings.model.model} ({settings.api.wire_api} API at "
+        f"{settings.base_url}), {summary.skipped} already done, writing {summary.output}",
+        highlight=False,
+    )
+    for spec in pending[:MAX_PROBLEMS_SHOWN]:
+        console.print(f"  {escape(spec.prompt[:100])}", highlight=False)
+
+
+@contextmanager
+def _generation_progress(total: int):
+    """A live progress bar of done / failed / tokens / cost; yields the callback that updates it."""
+    progress = Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    with progress:
+        task = progress.add_task("starting", total=total)
+
+        def update(summary: Summary) -> None:
+            cost = f" ${summary.cost:.4f}" if summary.cost else ""
+            description = f"done {summary.done} failed {summary.failed} tokens {summary.tokens}{cost}"
+            progress.update(task, completed=summary.done + summary.failed, description=description)
+
+        yield update

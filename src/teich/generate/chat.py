@@ -1,0 +1,161 @@
+"""The ``chat`` provider: prompts sent straight to an OpenAI-compatible API with the official SDK.
+
+Both wire APIs are spoken: Chat Completions (reasoning read from the ``reasoning_content`` or
+``reasoning`` field that DeepSeek, vLLM and OpenRouter add) and the Responses API (reasoning read
+from the reasoning summaries). Each prompt, with its follow-ups, becomes one text-only training row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from teich.generate.config import Config
+from teich.generate.prompts import PromptSpec
+
+# Worth another attempt: rate limits, server errors, timeouts, dropped connections, broken bodies
+# (the SDK lets a body that is not JSON through as a bare JSONDecodeError).
+_RETRYABLE = (
+    openai.RateLimitError,
+    openai.InternalServerError,
+    openai.APITimeoutError,
+    openai.APIConnectionError,
+    json.JSONDecodeError,
+)
+
+
+class GenerationError(Exception):
+    """A prompt that could not be completed; the message says why."""
+
+
+@dataclass
+class Turn:
+    content: str
+    reasoning: str | None
+    usage: dict[str, int] = field(default_factory=dict)
+    cost: float | None = None
+
+
+class ChatProvider:
+    """Runs prompts through one OpenAI-compatible endpoint."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.client = openai.AsyncOpenAI(
+            base_url=config.base_url,
+            api_key=config.api_key(),
+            max_retries=0,  # retries are ours, so that every attempt is counted and reported
+            timeout=config.retry.timeout_seconds,
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def run(self, spec: PromptSpec) -> dict[str, Any]:
+        """The training row for a prompt and its follow-ups, asked in order in one conversation."""
+        system = spec.system if spec.system is not None else self.config.system_prompt
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        usage: dict[str, int] = {}
+        cost = 0.0
+        for prompt in (spec.prompt, *spec.follow_up_prompts):
+            messages.append({"role": "user", "content": prompt})
+            turn = await self._with_retries(messages)
+            messages.append({"role": "assistant", "content": turn.content, "thinking": turn.reasoning})
+            for key, value in turn.usage.items():
+                usage[key] = usage.get(key, 0) + value
+            cost += turn.cost or 0.0
+        return self._row(spec, system, messages, usage, cost)
+
+    def _row(self, spec, system, messages, usage, cost) -> dict[str, Any]:
+        last = messages[-1]
+        row = {
+            "messages": [{"thinking": None, **m} for m in messages],
+            "system": system,
+            "prompt": spec.prompt,
+            "thinking": last["thinking"],
+            "response": last["content"],
+            "model": self.config.model.model,
+            "metadata": {"provider": self.config.api.provider, "wire_api": self.config.api.wire_api, "usage": usage},
+        }
+        if cost:
+            row["metadata"]["cost"] = round(cost, 8)
+        if spec.follow_up_prompts:
+            row["follow_up_prompts"] = list(spec.follow_up_prompts)
+        if spec.category:
+            row["category"] = spec.category
+        return row
+
+    async def _with_retries(self, messages: list[dict[str, Any]]) -> Turn:
+        retry = self.config.retry
+        for attempt in range(1, retry.max_attempts + 1):
+            try:
+                return await self._ask(messages)
+            except _RETRYABLE as error:
+                if attempt == retry.max_attempts:
+                    raise GenerationError(f"gave up after {attempt} attempts: {_describe(error)}") from None
+                await asyncio.sleep(retry.backoff_seconds * 2 ** (attempt - 1))
+            except (openai.APIError, ValueError) as error:  # 4xx other than 429, or a body we cannot read
+                raise GenerationError(_describe(error)) from None
+        raise AssertionError("unreachable")
+
+    async def _ask(self, messages: list[dict[str, Any]]) -> Turn:
+        if self.config.api.wire_api == "responses":
+            return await self._ask_responses(messages)
+        return await self._ask_chat(messages)
+
+    async def _ask_chat(self, messages: list[dict[str, Any]]) -> Turn:
+        model = self.config.model
+        options: dict[str, Any] = {}
+        if model.temperature is not None:
+            options["temperature"] = model.temperature
+        if model.max_tokens is not None:
+            options["max_tokens"] = model.max_tokens
+        if model.reasoning_effort is not None:
+            options["reasoning_effort"] = model.reasoning_effort
+        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+        completion = await self.client.chat.completions.create(model=model.model, messages=plain, **options)
+        if not completion.choices:
+            raise ValueError("the response has no choices")
+        message = completion.choices[0].message
+        extra = message.model_extra or {}
+        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
+        usage = completion.usage
+        tokens = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens} if usage else {}
+        return Turn(message.content or "", reasoning or None, tokens, _cost(usage))
+
+    async def _ask_responses(self, messages: list[dict[str, Any]]) -> Turn:
+        model = self.config.model
+        options: dict[str, Any] = {}
+        if model.temperature is not None:
+            options["temperature"] = model.temperature
+        if model.max_tokens is not None:
+            options["max_output_tokens"] = model.max_tokens
+        if model.reasoning_effort is not None:
+            options["reasoning"] = {"effort": model.reasoning_effort, "summary": "auto"}
+        instructions = next((m["content"] for m in messages if m["role"] == "system"), None)
+        turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
+        response = await self.client.responses.create(
+            model=model.model, input=turns, instructions=instructions, **options
+        )
+        summaries = [part.text for item in response.output if item.type == "reasoning" for part in item.summary or []]
+        usage = response.usage
+        tokens = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else {}
+        return Turn(response.output_text, "\n\n".join(summaries) or None, tokens, _cost(usage))
+
+
+def _cost(usage: Any) -> float | None:
+    """The cost some servers report in the usage object (OpenRouter's ``usage.cost``)."""
+    extra = getattr(usage, "model_extra", None) or {}
+    cost = extra.get("cost")
+    return float(cost) if isinstance(cost, (int, float)) else None
+
+
+def _describe(error: Exception) -> str:
+    status = getattr(error, "status_code", None)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    prefix = f"HTTP {status}: " if status else ""
+    return f"{prefix}{type(error).__name__}{': ' + text if text else ''}"
