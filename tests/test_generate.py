@@ -248,3 +248,24 @@ def test_config_errors_are_one_line(tmp_path, scripted_server):
     assert "model.temprature" in result.output and "Traceback" not in result.output
     result = run("-c", str(tmp_path / "missing.yaml"))
     assert result.exit_code == 1 and "not found" in result.output
+
+
+@pytest.mark.parametrize("wire_api", ["chat", "responses"])
+def test_streaming_replies(tmp_path, scripted_server, wire_api):
+    server = scripted_server([Reply(content="Streamed answer, word by word.", reasoning="Think in pieces.")])
+    config = make_project(tmp_path, server, ["Stream please"], api={"wire_api": wire_api, "stream": True})
+    result = run("-c", str(config))
+    assert result.exit_code == 0, result.output
+    (row,) = rows_of(config)
+    assert (row["response"], row["thinking"]) == ("Streamed answer, word by word.", "Think in pieces.")
+    assert server.bodies[0]["stream"] is True and row["metadata"]["usage"]["output_tokens"] > 0
+
+
+def test_slow_server_times_out_and_fails(tmp_path, scripted_server):
+    server = scripted_server(lambda body: Reply(content="too late", delay=3))
+    config = make_project(tmp_path, server, ["slow"], retry={"max_attempts": 2, "timeout_seconds": 0.3})
+    result = run("-c", str(config))
+    assert result.exit_code == 1
+    (failure,) = list((tmp_path / "failures").glob("*.json"))
+    assert "APITimeoutError" in json.loads(failure.read_text())["error"]
+    assert len(server.bodies) == 2 and rows_of(config) == []

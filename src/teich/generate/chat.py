@@ -117,15 +117,19 @@ class ChatProvider:
         if model.reasoning_effort is not None:
             options["reasoning_effort"] = model.reasoning_effort
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
-        completion = await self.client.chat.completions.create(model=model.model, messages=plain, **options)
+        create = self.client.chat.completions.create
+        if self.config.api.stream:
+            chunks = await create(
+                model=model.model, messages=plain, stream=True, stream_options={"include_usage": True}, **options
+            )
+            return await _chat_stream_turn(chunks)
+        completion = await create(model=model.model, messages=plain, **options)
         if not completion.choices:
             raise ValueError("the response has no choices")
         message = completion.choices[0].message
-        extra = message.model_extra or {}
-        reasoning = extra.get("reasoning_content") or extra.get("reasoning")
-        usage = completion.usage
-        tokens = {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens} if usage else {}
-        return Turn(message.content or "", reasoning or None, tokens, _cost(usage))
+        return Turn(
+            message.content or "", _reasoning_of(message), _chat_usage(completion.usage), _cost(completion.usage)
+        )
 
     async def _ask_responses(self, messages: list[dict[str, Any]]) -> Turn:
         model = self.config.model
@@ -138,13 +142,37 @@ class ChatProvider:
             options["reasoning"] = {"effort": model.reasoning_effort, "summary": "auto"}
         instructions = next((m["content"] for m in messages if m["role"] == "system"), None)
         turns = [{"role": m["role"], "content": m["content"]} for m in messages if m["role"] != "system"]
-        response = await self.client.responses.create(
-            model=model.model, input=turns, instructions=instructions, **options
-        )
+        request = {"model": model.model, "input": turns, "instructions": instructions, **options}
+        if self.config.api.stream:
+            async with self.client.responses.stream(**request) as events:
+                response = await events.get_final_response()
+        else:
+            response = await self.client.responses.create(**request)
         summaries = [part.text for item in response.output if item.type == "reasoning" for part in item.summary or []]
         usage = response.usage
         tokens = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else {}
         return Turn(response.output_text, "\n\n".join(summaries) or None, tokens, _cost(usage))
+
+
+async def _chat_stream_turn(chunks: Any) -> Turn:
+    """A streamed Chat Completions reply, its content and reasoning deltas joined."""
+    content, reasoning, usage = [], [], None
+    async for chunk in chunks:
+        usage = chunk.usage or usage
+        for choice in chunk.choices:
+            content.append(choice.delta.content or "")
+            reasoning.append(_reasoning_of(choice.delta) or "")
+    return Turn("".join(content), "".join(reasoning) or None, _chat_usage(usage), _cost(usage))
+
+
+def _reasoning_of(message: Any) -> str | None:
+    """Reasoning in the field DeepSeek and vLLM (``reasoning_content``) or OpenRouter (``reasoning``) add."""
+    extra = message.model_extra or {}
+    return extra.get("reasoning_content") or extra.get("reasoning") or None
+
+
+def _chat_usage(usage: Any) -> dict[str, int]:
+    return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens} if usage else {}
 
 
 def _cost(usage: Any) -> float | None:

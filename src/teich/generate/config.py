@@ -66,6 +66,7 @@ class ModelConfig(_Section):
 class ApiConfig(_Section):
     provider: Literal["openai", "openrouter", "custom"] = "openai"
     wire_api: Literal["chat", "responses"] = "chat"
+    stream: bool = False
     base_url: str | None = Field(default=None, validate_default=True)
     api_key: SecretStr | None = None
     api_key_env: str | None = None

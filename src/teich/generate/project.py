@@ -34,6 +34,7 @@ model:
 api:
   provider: openai            # openai, openrouter or custom (any OpenAI-compatible server)
   wire_api: chat              # chat (Chat Completions) or responses (Responses API)
+  stream: false               # stream replies (keeps long generations alive behind proxies)
   base_url:                   # empty: the provider's default; required for custom
   api_key_env:                # the variable holding the key; empty: TEICH_API_KEY, then OPENAI_API_KEY
                               # (or OPENROUTER_API_KEY for openrouter)
