@@ -1,4 +1,5 @@
-"""Writing outputs atomically, so that an interrupted run never leaves a half-written file."""
+"""Reading inputs with clear errors, and writing outputs atomically, so that an interrupted run never
+leaves a half-written file."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
+
+from teich.errors import TeichError
+
+
+def read_text(path: Path, encoding: str = "utf-8") -> str:
+    """A text file's content, or a one-line :class:`TeichError` naming it."""
+    try:
+        return path.read_text(encoding=encoding)
+    except FileNotFoundError:
+        raise TeichError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise TeichError(f"{path}: cannot be read ({error})") from None
 
 
 def write_jsonl_atomic(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:

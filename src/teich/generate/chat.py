@@ -14,7 +14,7 @@ from typing import Any
 
 import openai
 
-from teich.generate.config import Config
+from teich.generate.config import Config, ModelConfig
 from teich.generate.prompts import PromptSpec
 
 # Worth another attempt: rate limits, server errors, timeouts, dropped connections, broken bodies
@@ -109,11 +109,7 @@ class ChatProvider:
 
     async def _ask_chat(self, messages: list[dict[str, Any]]) -> Turn:
         model = self.config.model
-        options: dict[str, Any] = {}
-        if model.temperature is not None:
-            options["temperature"] = model.temperature
-        if model.max_tokens is not None:
-            options["max_tokens"] = model.max_tokens
+        options = _sampling(model, "max_tokens")
         if model.reasoning_effort is not None:
             options["reasoning_effort"] = model.reasoning_effort
         plain = [{"role": m["role"], "content": m["content"]} for m in messages]
@@ -133,11 +129,7 @@ class ChatProvider:
 
     async def _ask_responses(self, messages: list[dict[str, Any]]) -> Turn:
         model = self.config.model
-        options: dict[str, Any] = {}
-        if model.temperature is not None:
-            options["temperature"] = model.temperature
-        if model.max_tokens is not None:
-            options["max_output_tokens"] = model.max_tokens
+        options = _sampling(model, "max_output_tokens")
         if model.reasoning_effort is not None:
             options["reasoning"] = {"effort": model.reasoning_effort, "summary": "auto"}
         instructions = next((m["content"] for m in messages if m["role"] == "system"), None)
@@ -152,6 +144,16 @@ class ChatProvider:
         usage = response.usage
         tokens = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else {}
         return Turn(response.output_text, "\n\n".join(summaries) or None, tokens, _cost(usage))
+
+
+def _sampling(model: ModelConfig, max_tokens_key: str) -> dict[str, Any]:
+    """The sampling options the config sets; the token limit under the wire API's own name."""
+    options: dict[str, Any] = {}
+    if model.temperature is not None:
+        options["temperature"] = model.temperature
+    if model.max_tokens is not None:
+        options[max_tokens_key] = model.max_tokens
+    return options
 
 
 async def _chat_stream_turn(chunks: Any) -> Turn:

@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from teich.errors import TeichError
+from teich.files import read_text
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "openrouter": "https://openrouter.ai/api/v1"}
 PROVIDER_KEY_ENVS = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
@@ -176,12 +177,7 @@ class Config(_Section):
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise TeichError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TeichError(f"{path}: cannot be read ({error})") from None
+    text = read_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Val
 from pydantic_core import PydanticCustomError
 
 from teich.errors import TeichError
+from teich.files import read_text
 
 Item = dict[str, Any] | str  # a row's fields, or why the row could not be read
 _WHITESPACE = re.compile(r"\s*")
@@ -79,12 +80,7 @@ def read_prompts(path: str | Path, *, default_system: str | None = None) -> tupl
     if reader is None:
         known = ", ".join(_READERS)
         raise TeichError(f"{path}: unknown prompts format {path.suffix or '(no extension)'!r}; use {known}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise TeichError(f"{path}: not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise TeichError(f"{path}: cannot be read ({error})") from None
+    text = read_text(path, encoding="utf-8-sig")
     specs: list[PromptSpec] = []
     problems: list[str] = []
     first_line: dict[str, int] = {}
