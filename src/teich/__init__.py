@@ -1,6 +1,7 @@
 """Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
 
 from teich.errors import TeichError
+from teich.generate.config import Config
 from teich.mask import MaskAudit, mask_data, preview_sft_example
 from teich.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 from teich.schema import FEATURES, Message, ToolCall, TrainingExample
@@ -10,6 +11,7 @@ from teich.traces import FORMAT_NAMES, detect_trace_type
 __version__ = "0.1.0"
 
 __all__ = [
+    "Config",
     "FEATURES",
     "FORMAT_NAMES",
     "LoadReport",
