@@ -20,7 +20,7 @@ from teich.generate.card import CARD, TOOLS, write_card
 from teich.generate.config import Config
 from teich.generate.project import init_project
 from teich.generate.publish import publish
-from teich.generate.runner import ROWS_FILE, RowLog, Summary, plan
+from teich.generate.runner import Summary, make_provider, plan
 from teich.generate.runner import generate as run_generation
 from teich.sources import LoadReport, iter_examples
 
@@ -135,23 +135,20 @@ def generate(
         settings = Config.from_yaml(config)
         if output is not None:
             settings.output.traces_dir = output.resolve()
-        if settings.agent.provider != "chat":
-            raise TeichError(f"agent.provider {settings.agent.provider!r} is not available yet; use 'chat'")
-        pending, summary = plan(settings, resume=resume, limit=limit)
+        provider = make_provider(settings)
+        pending, summary = plan(settings, provider, resume=resume, limit=limit)
         for problem in summary.problems:
             console.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
         if dry_run:
             _print_plan(settings, pending, summary)
             return
         with _generation_progress(len(pending)) as update:
-            asyncio.run(run_generation(settings, pending, summary, concurrency=concurrency, on_update=update))
-        rows = RowLog(summary.output).rows()
-        write_card(settings, summary.output.parent, rows, ROWS_FILE, summary.failed)
+            asyncio.run(run_generation(settings, provider, pending, summary, concurrency=concurrency, on_update=update))
+        folder, files = settings.output.traces_dir, provider.output_files()
+        write_card(settings, folder, provider.rows(), files, summary.failed)
         if settings.publish.repo_id:
-            files = [ROWS_FILE, CARD, TOOLS]
-            url = publish(
-                summary.output.parent, files, settings.publish.repo_id, settings.hf_token(), settings.publish.private
-            )
+            token, private = settings.hf_token(), settings.publish.private
+            url = publish(folder, [*files, CARD, TOOLS], settings.publish.repo_id, token, private)
             console.print(f"published to {escape(url)}")
     except TeichError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")

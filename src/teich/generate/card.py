@@ -23,15 +23,12 @@ def card_tags(config: Config) -> list[str]:
     return ["agent-traces", config.agent.provider, "distillation", model, "teich"]
 
 
-def render_card(config: Config, rows: list[dict[str, Any]], rows_file: str, failed: int) -> str:
+def render_card(config: Config, rows: list[dict[str, Any]], files: list[str], failed: int) -> str:
     """The card's text: front matter, counts, provider and model, an example row, how to load it."""
     name = config.output.pretty_name or f"{config.model.model} {config.agent.provider} traces"
-    front = {
-        "pretty_name": name,
-        "tags": card_tags(config),
-        "task_categories": ["text-generation"],
-        "configs": [{"config_name": "default", "data_files": [{"split": "train", "path": rows_file}]}],
-    }
+    front = {"pretty_name": name, "tags": card_tags(config), "task_categories": ["text-generation"]}
+    if config.agent.provider == "chat":  # rows the datasets library reads; native agent sessions it cannot
+        front["configs"] = [{"config_name": "default", "data_files": [{"split": "train", "path": files[0]}]}]
     example = json.dumps(rows[0], ensure_ascii=False, indent=2) if rows else "(no rows yet)"
     reasoning = sum(1 for row in rows if row.get("thinking"))
     return f"""---
@@ -67,9 +64,9 @@ train = prepare_data("<this dataset's repo id or folder>", tokenizer, tokenize=T
 """
 
 
-def write_card(config: Config, folder: Path, rows: list[dict[str, Any]], rows_file: str, failed: int) -> None:
+def write_card(config: Config, folder: Path, rows: list[dict[str, Any]], files: list[str], failed: int) -> None:
     """Write ``README.md``, and ``tools.json`` when the rows offered tools."""
-    write_text_atomic(folder / CARD, render_card(config, rows, rows_file, failed))
+    write_text_atomic(folder / CARD, render_card(config, rows, files, failed))
     tools = _tools(rows)
     if tools:
         write_json_atomic(folder / TOOLS, tools)

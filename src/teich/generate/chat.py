@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import openai
 
+from teich.errors import TeichError
 from teich.generate.config import Config, ModelConfig
-from teich.generate.prompts import PromptSpec
+from teich.generate.prompts import PromptSpec, key_for
 
 # Worth another attempt: rate limits, server errors, timeouts, dropped connections, broken bodies
 # (the SDK lets a body that is not JSON through as a bare JSONDecodeError).
+ROWS_FILE = "train.jsonl"
 _RETRYABLE = (
     openai.RateLimitError,
     openai.InternalServerError,
@@ -40,22 +44,89 @@ class Turn:
     cost: float | None = None
 
 
+class RowLog:
+    """The append-only JSONL file of finished rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every complete row; a line cut short by a crash is removed from the file first."""
+        if not self.path.exists():
+            return []
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            data = data[: data.rfind(b"\n") + 1]
+            with self.path.open("r+b") as handle:
+                handle.truncate(len(data))
+        rows = []
+        for number, line in enumerate(data.splitlines(), start=1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                raise TeichError(f"{self.path}:{number}: not a JSON row; fix or remove it before resuming") from None
+        return rows
+
+    def append(self, row: dict[str, Any]) -> None:
+        """One row as one line, written with a single call and synced before returning."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(descriptor, line)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """The resume key of an output row: its prompt, system prompt and follow-ups."""
+    return key_for(row.get("prompt", ""), row.get("system"), row.get("follow_up_prompts") or ())
+
+
 class ChatProvider:
-    """Runs prompts through one OpenAI-compatible endpoint."""
+    """Runs prompts through one OpenAI-compatible endpoint; rows go to ``<traces_dir>/train.jsonl``."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.client = openai.AsyncOpenAI(
-            base_url=config.base_url,
-            api_key=config.api_key(),
-            max_retries=0,  # retries are ours, so that every attempt is counted and reported
-            timeout=config.retry.timeout_seconds,
-        )
+        self.log = RowLog(config.output.traces_dir / ROWS_FILE)
+        self._client: openai.AsyncOpenAI | None = None
+
+    @property
+    def client(self) -> openai.AsyncOpenAI:
+        """The SDK client, made on first use (planning and dry runs need no key)."""
+        if self._client is None:
+            self._client = openai.AsyncOpenAI(
+                base_url=self.config.base_url,
+                api_key=self.config.api_key(),
+                max_retries=0,  # retries are ours, so that every attempt is counted and reported
+                timeout=self.config.retry.timeout_seconds,
+            )
+        return self._client
 
     async def close(self) -> None:
-        await self.client.close()
+        if self._client is not None:
+            await self._client.close()
+
+    def existing(self) -> int:
+        return len(self.log.rows())
+
+    def done_keys(self) -> set[str]:
+        return {row_key(row) for row in self.log.rows() if _complete(row)}
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.log.rows()
+
+    def output_files(self) -> list[str]:
+        return [ROWS_FILE]
 
     async def run(self, spec: PromptSpec) -> dict[str, Any]:
+        """Ask a prompt and its follow-ups in one conversation, append the row; return its metadata."""
+        row = await self.conversation(spec)
+        self.log.append(row)
+        return row["metadata"]
+
+    async def conversation(self, spec: PromptSpec) -> dict[str, Any]:
         """The training row for a prompt and its follow-ups, asked in order in one conversation."""
         system = spec.system if spec.system is not None else self.config.system_prompt
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
@@ -175,6 +246,11 @@ def _reasoning_of(message: Any) -> str | None:
 
 def _chat_usage(usage: Any) -> dict[str, int]:
     return {"input_tokens": usage.prompt_tokens, "output_tokens": usage.completion_tokens} if usage else {}
+
+
+def _complete(row: dict[str, Any]) -> bool:
+    messages = row.get("messages") or []
+    return bool(messages) and messages[-1].get("role") == "assistant"
 
 
 def _cost(usage: Any) -> float | None:

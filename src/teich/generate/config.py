@@ -55,6 +55,10 @@ class AgentConfig(_Section):
     provider: Literal["chat", "codex", "pi"] = "chat"
 
 
+class SandboxConfig(_Section):
+    backend: Literal["auto", "docker", "bwrap", "none"] = "auto"
+
+
 class ModelConfig(_Section):
     model: str = Field(min_length=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -119,6 +123,7 @@ class Config(_Section):
     publish: PublishConfig = Field(default_factory=PublishConfig)
     concurrency: int = Field(default=4, ge=1)
     retry: RetryConfig = Field(default_factory=RetryConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     _environ: Mapping[str, str] = PrivateAttr(default_factory=lambda: os.environ)
     _root: Path | None = PrivateAttr(default=None)
 

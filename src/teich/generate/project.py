@@ -56,6 +56,9 @@ publish:
 
 concurrency: 4                # prompts in flight at once
 
+sandbox:
+  backend: auto               # agent providers: bwrap (bubblewrap) or none; auto picks bwrap when installed
+
 retry:
   max_attempts: 3             # attempts per request before the prompt counts as failed
   backoff_seconds: 1.0        # wait before the first retry; doubled before each further one

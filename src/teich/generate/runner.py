@@ -1,8 +1,8 @@
 """Running every prompt of a config through its provider: concurrency, resume, failures, outputs.
 
-Rows are appended to ``<traces_dir>/train.jsonl`` one complete line at a time, flushed and synced,
-as each prompt finishes. A run that is killed loses at most the prompts in flight: ``--resume``
-cuts a half-written last line, skips every prompt that already has a row, and retries the rest,
+Each provider keeps a prompt's output as soon as it finishes (a row appended to ``train.jsonl`` for
+``chat``, a native session file for the agents). A run that is killed loses at most the prompts in
+flight: ``--resume`` skips every prompt that already has a complete output and retries the rest,
 failed ones included. A prompt that keeps failing is written to ``<failures_dir>/<key>.json`` with
 its error, and the run goes on.
 """
@@ -10,8 +10,6 @@ its error, and the run goes on.
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,11 +18,10 @@ from typing import Any
 
 from teich.errors import TeichError
 from teich.files import write_json_atomic
+from teich.generate.agents.provider import AgentProvider
 from teich.generate.chat import ChatProvider, GenerationError
 from teich.generate.config import Config
-from teich.generate.prompts import PromptSpec, key_for, read_prompts
-
-ROWS_FILE = "train.jsonl"
+from teich.generate.prompts import PromptSpec, read_prompts
 
 
 @dataclass
@@ -49,55 +46,22 @@ class Summary:
         )
 
 
-class RowLog:
-    """The append-only JSONL file of finished rows."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Every complete row; a line cut short by a crash is removed from the file first."""
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(data))
-        rows = []
-        for number, line in enumerate(data.splitlines(), start=1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise TeichError(f"{self.path}:{number}: not a JSON row; fix or remove it before resuming") from None
-        return rows
-
-    def append(self, row: dict[str, Any]) -> None:
-        """One row as one line, written with a single call and synced before returning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, line)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+Provider = ChatProvider | AgentProvider
 
 
-def row_key(row: dict[str, Any]) -> str:
-    """The resume key of an output row: its prompt, system prompt and follow-ups."""
-    return key_for(row.get("prompt", ""), row.get("system"), row.get("follow_up_prompts") or ())
+def make_provider(config: Config) -> Provider:
+    """The provider ``agent.provider`` names: ``chat``, or an agent CLI (``codex``, ``pi``)."""
+    return ChatProvider(config) if config.agent.provider == "chat" else AgentProvider(config)
 
 
-def plan(config: Config, *, resume: bool, limit: int | None) -> tuple[list[PromptSpec], Summary]:
+def plan(config: Config, provider: Provider, *, resume: bool, limit: int | None) -> tuple[list[PromptSpec], Summary]:
     """The prompts still to run, and a summary holding what was skipped and why."""
     specs, problems = read_prompts(config.prompts_file, default_system=config.system_prompt)
-    log = RowLog(config.output.traces_dir / ROWS_FILE)
-    summary = Summary(output=log.path, problems=list(problems))
-    rows = log.rows()
-    if rows and not resume:
-        raise TeichError(f"{log.path} already has {len(rows)} rows: pass --resume to continue, or remove it")
-    done = {row_key(row) for row in rows if _complete(row)}
+    summary = Summary(output=config.output.traces_dir, problems=list(problems))
+    existing = provider.existing()
+    if existing and not resume:
+        raise TeichError(f"{summary.output} already has {existing} rows: pass --resume to continue, or remove them")
+    done = provider.done_keys()
     pending = [spec for spec in specs if spec.key not in done]
     summary.skipped = len(specs) - len(pending)
     if limit is not None:
@@ -106,40 +70,37 @@ def plan(config: Config, *, resume: bool, limit: int | None) -> tuple[list[Promp
     return pending, summary
 
 
-def _complete(row: dict[str, Any]) -> bool:
-    messages = row.get("messages") or []
-    return bool(messages) and messages[-1].get("role") == "assistant"
-
-
 async def generate(
     config: Config,
+    provider: Provider,
     pending: list[PromptSpec],
     summary: Summary,
     *,
     concurrency: int | None = None,
     on_update: Callable[[Summary], None] | None = None,
 ) -> Summary:
-    """Run the pending prompts, at most ``concurrency`` at a time, writing rows as they finish."""
-    log = RowLog(summary.output)
+    """Run the pending prompts, at most ``concurrency`` at a time, keeping outputs as they finish."""
     failures = config.output.failures_dir
-    provider = ChatProvider(config)
     gate = asyncio.Semaphore(concurrency or config.concurrency)
 
     async def one(spec: PromptSpec) -> None:
         async with gate:
-            try:
-                row = await provider.run(spec)
-            except GenerationError as error:
-                summary.failed += 1
-                summary.failures.append(f"{spec.prompt[:60]!r}: {error}")
-                write_json_atomic(failures / f"{spec.key}.json", _failure(spec, str(error)))
-            else:
-                log.append(row)
-                (failures / f"{spec.key}.json").unlink(missing_ok=True)
-                summary.done += 1
-                usage = row["metadata"].get("usage", {})
-                summary.tokens += usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-                summary.cost += row["metadata"].get("cost", 0.0)
+            for attempt in range(1, _run_attempts(config, provider) + 1):
+                try:
+                    metadata = await provider.run(spec)
+                except GenerationError as error:
+                    if attempt < _run_attempts(config, provider):
+                        continue
+                    summary.failed += 1
+                    summary.failures.append(f"{spec.prompt[:60]!r}: {error}")
+                    write_json_atomic(failures / f"{spec.key}.json", _failure(spec, str(error)))
+                else:
+                    (failures / f"{spec.key}.json").unlink(missing_ok=True)
+                    summary.done += 1
+                    usage = metadata.get("usage") or {}
+                    summary.tokens += sum(v for k, v in usage.items() if k in _TOKEN_KEYS and isinstance(v, int))
+                    summary.cost += metadata.get("cost") or 0.0
+                    break
             if on_update:
                 on_update(summary)
 
@@ -148,6 +109,15 @@ async def generate(
     finally:
         await provider.close()
     return summary
+
+
+# Usage keys that count tokens in rows written by Teich (chat) or converted from agent sessions.
+_TOKEN_KEYS = {"input_tokens", "output_tokens", "input", "output"}
+
+
+def _run_attempts(config: Config, provider: Provider) -> int:
+    """Whole runs to try: the chat provider retries each request itself; an agent run is retried whole."""
+    return 1 if isinstance(provider, ChatProvider) else config.retry.max_attempts
 
 
 def _failure(spec: PromptSpec, error: str) -> dict[str, Any]:

@@ -1,0 +1,158 @@
+"""Running one prompt through an agent CLI: a fresh workspace and home, the CLI in its sandbox with a
+wall-clock limit, follow-ups resumed in the same session, then the native session file copied into
+the output unchanged, the workspace snapshotted, and the trace checked for completeness."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from teich.errors import TeichError
+from teich.files import write_json_atomic
+from teich.generate.agents.clis import AGENT_CLIS, API_KEY_ENV, offered_tools
+from teich.generate.agents.install import ensure_installed
+from teich.generate.agents.sandbox import choose_backend, sandboxed
+from teich.generate.chat import GenerationError
+from teich.generate.config import Config
+from teich.generate.prompts import PromptSpec
+from teich.schema import TrainingExample
+from teich.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete
+
+
+class AgentProvider:
+    """Runs prompts through the configured agent CLI; one native session file per prompt."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.cli = AGENT_CLIS[config.agent.provider]
+        self.backend = choose_backend(config.sandbox.backend)
+        self.output = config.output.traces_dir
+        self._prefix: Path | None = None
+
+    @property
+    def prefix(self) -> Path:
+        """The CLI's install, from npm on first use."""
+        if self._prefix is None:
+            self._prefix = ensure_installed(self.cli.package, self.cli.version, self.cli.entry)
+        return self._prefix
+
+    def existing(self) -> int:
+        return len(self._sessions())
+
+    def done_keys(self) -> set[str]:
+        """Prompts whose session file converts to a complete row."""
+        return {path.stem for path in self._sessions() if _complete_row(path) is not None}
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The sessions as standalone rows (for the dataset card)."""
+        return [row.to_openai() for path in self._sessions() if (row := _complete_row(path)) is not None]
+
+    def output_files(self) -> list[str]:
+        return [path.name for path in self._sessions()]
+
+    def _sessions(self) -> list[Path]:
+        return sorted(self.output.glob("*.jsonl")) if self.output.is_dir() else []
+
+    async def close(self) -> None:
+        return None
+
+    async def run(self, spec: PromptSpec) -> dict[str, Any]:
+        """Run a prompt and its follow-ups; return the converted row's metadata."""
+        with tempfile.TemporaryDirectory(prefix="teich-agent-") as root:
+            workspace, home = Path(root) / "workspace", Path(root) / "home"
+            workspace.mkdir()
+            if spec.github_repo:
+                await _clone(spec.github_repo, workspace)
+            env = {**_base_env(), "HOME": str(home), **self.cli.setup(home, self.config)}
+            env[API_KEY_ENV] = self.config.api_key()
+            session = None
+            for prompt in (spec.prompt, *spec.follow_up_prompts):
+                argv = self.cli.command(self.prefix, prompt, workspace, session, self.config.model.model)
+                argv = sandboxed(self.backend, argv, workspace=workspace, home=home, install=self.prefix)
+                stdout = await self._turn(argv, env, workspace, spec)
+                session = session or self.cli.session_id(stdout, home) or ""
+            return self._keep(spec, self.cli.session_file(home, session), workspace)
+
+    def _offer_tools(self) -> None:
+        """``tools.json`` beside the sessions: every tool the CLI offers, called or not, reaches training
+        (the loaders apply it to sessions that declare no tools of their own)."""
+        path = self.output / TOOLS_SNAPSHOT
+        if not path.exists():
+            write_json_atomic(path, offered_tools(self.cli.name))
+
+    async def _turn(self, argv: list[str], env: dict[str, str], workspace: Path, spec: PromptSpec) -> str:
+        limit = self.config.retry.timeout_seconds
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=workspace,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=limit)
+        except asyncio.TimeoutError:
+            os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            raise GenerationError(f"{self.cli.name} did not finish within {limit:g} s and was killed") from None
+        if process.returncode != 0:
+            detail = _last_line(stderr) or _last_line(stdout) or "no output"
+            raise GenerationError(f"{self.cli.name} exited with code {process.returncode}: {detail}")
+        return stdout.decode(errors="replace")
+
+    def _keep(self, spec: PromptSpec, session: Path | None, workspace: Path) -> dict[str, Any]:
+        """Copy the session into the output and the workspace into the sandbox folder; check the trace."""
+        if session is None or not session.exists():
+            raise GenerationError(f"{self.cli.name} wrote no session file")
+        target = self.output / f"{spec.key}.jsonl"
+        row = _complete_row(session)
+        if row is None:
+            failed = self.config.output.failures_dir / f"{spec.key}.session.jsonl"
+            failed.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(session, failed)
+            raise GenerationError(f"incomplete trace (it does not end on an assistant turn); kept in {failed}")
+        self.output.mkdir(parents=True, exist_ok=True)
+        self._offer_tools()
+        shutil.copyfile(session, target)
+        snapshot = self.config.output.sandbox_dir / spec.key
+        shutil.rmtree(snapshot, ignore_errors=True)
+        shutil.copytree(workspace, snapshot, symlinks=True)
+        return row.metadata
+
+
+def _complete_row(session: Path) -> TrainingExample | None:
+    """The session converted to a row, if it converts and ends on an assistant turn."""
+    try:
+        rows = list(iter_examples(session, LoadReport(), drop_incomplete_traces=False))
+    except TeichError:
+        return None
+    return rows[0] if len(rows) == 1 and trace_is_complete(rows[0]) else None
+
+
+async def _clone(repository: str, workspace: Path) -> None:
+    url = repository if "://" in repository else f"https://github.com/{repository}.git"
+    process = await asyncio.create_subprocess_exec(
+        "git", "clone", "--depth", "1", url, str(workspace), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        raise GenerationError(f"cannot clone {repository}: {_last_line(stderr)}")
+
+
+def _base_env() -> dict[str, str]:
+    keep = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    return env | {"TERM": "dumb", "NO_COLOR": "1"}
+
+
+def _last_line(data: bytes) -> str:
+    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else ""
