@@ -62,7 +62,7 @@ sandbox:
 retry:
   max_attempts: 3             # attempts per request before the prompt counts as failed
   backoff_seconds: 1.0        # wait before the first retry; doubled before each further one
-  timeout_seconds: 600        # the limit for one request
+  timeout_seconds: 600        # the limit for one request (for codex and pi: one whole agent run)
 """
 
 PROMPTS_TEMPLATE = """\

@@ -1,0 +1,173 @@
+"""``teich generate`` with the real Codex and Pi CLIs (from npm) in a bubblewrap sandbox, against the
+scripted server speaking each CLI's wire protocol (Codex: Responses API over SSE; Pi: Chat
+Completions over SSE) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from model_families import family_tokenizer
+from openai_server import Fault, Reply, scripted_servers
+from typer.testing import CliRunner
+
+from teich import TrainingExample, load_traces, prepare_data
+from teich.cli import app
+from teich.generate.agents.clis import AGENT_CLIS
+from teich.generate.agents.install import ensure_installed
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("bwrap") and shutil.which("npm")), reason="needs bubblewrap and npm (.ci/run installs them)"
+)
+OUTSIDE = Path.home() / ".teich-sandbox-escape-test"
+SHELL = {"codex": ("exec_command", "cmd"), "pi": ("bash", "command")}
+WIRE = {"codex": "responses", "pi": "chat"}
+
+
+@pytest.fixture
+def scripted_server():
+    with scripted_servers() as make:
+        yield make
+
+
+@pytest.fixture(scope="module", params=["codex", "pi"])
+def agent(request) -> str:
+    cli = AGENT_CLIS[request.param]
+    ensure_installed(cli.package, cli.version, cli.entry)  # npm, once per machine (cached)
+    return request.param
+
+
+def make_project(folder: Path, server, agent: str, prompts: list[Any], **overrides: Any) -> Path:
+    (folder / "prompts.jsonl").write_text("".join(json.dumps(p) + "\n" for p in prompts))
+    config = {
+        "agent": {"provider": agent},
+        "model": {"model": "scripted-model"},
+        "api": {"provider": "custom", "wire_api": WIRE[agent], "base_url": server.base_url, "api_key": "sk-agent"},
+        "prompts_file": "prompts.jsonl",
+        "concurrency": 1,
+        "sandbox": {"backend": "bwrap"},
+        "retry": {"max_attempts": 1, "backoff_seconds": 0.01, "timeout_seconds": 60},
+    }
+    for section, values in overrides.items():
+        config[section] = {**config.get(section, {}), **values}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder / "config.yaml"
+
+
+def shell_call(agent: str, command: str, call_id: str) -> dict[str, Any]:
+    name, key = SHELL[agent]
+    return {"name": name, "arguments": {key: command}, "id": call_id}
+
+
+def by_prompt(script: dict[str, list[Reply | Fault]]):
+    """Replies chosen by the conversation's first user prompt, in order, per conversation."""
+
+    def reply(body: dict[str, Any]) -> Reply | Fault:
+        items = body.get("messages") or body.get("input") or []
+        texts = [_text(item) for item in items if item.get("role") == "user"]
+        prompt = next((key for key in script for text in texts if key in text), None)
+        return script[prompt].pop(0) if prompt else Fault(status=400)
+
+    return reply
+
+
+def _text(item: dict[str, Any]) -> str:
+    content = item.get("content")
+    if isinstance(content, str):
+        return content
+    return " ".join(part.get("text", "") for part in content or [] if isinstance(part, dict))
+
+
+def generate(config: Path, *args: str):
+    return CliRunner().invoke(app, ["generate", "-c", str(config), *args])
+
+
+def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
+    """A tool call that writes a file, its result, a final answer, and a follow-up in the same session."""
+    prompt, follow_up = "Create hello.txt saying hello", "Append a second line"
+    script = {
+        prompt: [
+            Reply(
+                reasoning="Write the file with the shell.",
+                tool_calls=[shell_call(agent, "echo hello > hello.txt", "c1")],
+            ),
+            Reply(content="Created hello.txt."),
+            Reply(tool_calls=[shell_call(agent, "echo again >> hello.txt", "c2")]),
+            Reply(content="Appended."),
+        ]
+    }
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, [{"prompt": prompt, "follow_up_prompts": [follow_up]}])
+    result = generate(config)
+    assert result.exit_code == 0, result.output + str(server.errors)
+    (session,) = [p for p in (tmp_path / "output").glob("*.jsonl")]
+    first = json.loads(session.read_text().splitlines()[0])
+    assert first["type"] == ("session_meta" if agent == "codex" else "session")  # the native file, unchanged
+    assert (tmp_path / "sandbox" / session.stem / "hello.txt").read_text() == "hello\nagain\n"
+    (row,) = [TrainingExample.from_record(r) for r in load_traces(tmp_path / "output")]
+    assert row.metadata["trace_type"] == agent
+    assert [row.prompt, *row.follow_up_prompts] == [prompt, follow_up]
+    calls = [c for m in row.messages for c in m.tool_calls or []]
+    name, key = SHELL[agent]
+    assert [c.function.name for c in calls] == [name, name]
+    assert calls[0].function.arguments[key] == "echo hello > hello.txt"
+    results = [m for m in row.messages if m.role == "tool"]
+    assert [m.tool_call_id for m in results] == [c.id for c in calls]
+    assert row.messages[-1].role == "assistant" and row.messages[-1].content == "Appended."
+    # every tool the CLI offers is declared, also those never called
+    declared = {t["function"]["name"] for t in row.tools}
+    assert name in declared and len(declared) >= 4 and row.metadata["tool_schema_source"] == "snapshot"
+    assert json.loads((tmp_path / "output" / "tools.json").read_text())
+    card = (tmp_path / "output" / "README.md").read_text()
+    assert "- agent-traces\n" in card and f"- {agent}\n" in card and "sk-agent" not in card
+    # the trace trains: tool-call tokens are supervised
+    tokenizer = family_tokenizer("qwen3_6")
+    (prepared,) = prepare_data(tmp_path / "output", tokenizer, tokenize=True)
+    trained = [t for t, label in zip(prepared["input_ids"], prepared["labels"], strict=True) if label != -100]
+    assert "echo hello > hello.txt" in tokenizer.decode(trained)
+    tool_spans = [s for s in prepared["spans"] if s["kind"] == "tool_call"]
+    assert len(tool_spans) == 2 and name in prepared["text"][tool_spans[0]["start"] : tool_spans[0]["end"]]
+
+
+def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, scripted_server):
+    OUTSIDE.unlink(missing_ok=True)
+    prompt = "Try to write outside"
+    script = {
+        prompt: [
+            Reply(tool_calls=[shell_call(agent, f"echo escaped > {OUTSIDE}", "c1")]),
+            Reply(content="Could not write there."),
+        ]
+    }
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, [prompt])
+    result = generate(config)
+    assert result.exit_code == 0, result.output
+    assert not OUTSIDE.exists()
+    (row,) = [TrainingExample.from_record(r) for r in load_traces(tmp_path / "output")]
+    (output,) = [m.content for m in row.messages if m.role == "tool"]
+    assert "Read-only file system" in str(output)
+
+
+def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp_path, scripted_server):
+    script = {
+        "broken": [Fault(status=400, body={"error": {"message": "bad request", "type": "invalid_request_error"}})] * 20,
+        "slow": [Reply(content="too late", delay=30)] * 5,
+        "fine": [Reply(content="All good.")],
+    }
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, ["broken", "slow", "fine"], retry={"timeout_seconds": 8})
+    result = generate(config)
+    assert result.exit_code == 1
+    assert "1 done, 2 failed" in result.output
+    errors = {
+        json.loads(p.read_text())["prompt"]: json.loads(p.read_text())["error"]
+        for p in (tmp_path / "failures").glob("*.json")
+    }
+    assert set(errors) == {"broken", "slow"}
+    assert "did not finish within 8 s" in errors["slow"]
+    assert "exited with code" in errors["broken"]
+    assert [r["prompt"] for r in load_traces(tmp_path / "output")] == ["fine"]
