@@ -171,3 +171,16 @@ def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp
     assert "did not finish within 8 s" in errors["slow"]
     assert "exited with code" in errors["broken"]
     assert [r["prompt"] for r in load_traces(tmp_path / "output")] == ["fine"]
+
+
+def test_resume_counts_only_complete_sessions(agent, tmp_path, scripted_server):
+    script = {"first": [Reply(content="One.")], "second": [Fault(status=400)] * 5 + [Reply(content="Two.")]}
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, ["first", "second"])
+    assert generate(config).exit_code == 1  # "second" failed
+    script["second"] = [Reply(content="Two.")]
+    result = generate(config, "--resume")
+    assert result.exit_code == 0, result.output
+    assert "1 done, 0 failed, 1 already done" in result.output
+    assert sorted(r["prompt"] for r in load_traces(tmp_path / "output")) == ["first", "second"]
+    assert not list((tmp_path / "failures").glob("*.json"))
