@@ -5,7 +5,9 @@ Completions over SSE) on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +186,53 @@ def test_resume_counts_only_complete_sessions(agent, tmp_path, scripted_server):
     assert "1 done, 0 failed, 1 already done" in result.output
     assert sorted(r["prompt"] for r in load_traces(tmp_path / "output")) == ["first", "second"]
     assert not list((tmp_path / "failures").glob("*.json"))
+
+
+def test_docker_backend(tmp_path, scripted_server, monkeypatch):
+    """sandbox.backend auto picks Docker when an engine answers: the image is built from the shipped
+    Dockerfile once, and each turn runs in it with only the workspace and home mounted."""
+    cli = AGENT_CLIS["pi"]
+    prefix = ensure_installed(cli.package, cli.version, cli.entry)
+    fake = tmp_path / "fake-bin"
+    fake.mkdir()
+    state = tmp_path / "docker-state"
+    image_path = f"{prefix / 'node_modules' / '.bin'}:{Path(shutil.which('node')).parent}:/usr/bin:/bin"
+    stand_in = Path(__file__).parent / "fake_docker.py"
+    settings = f'FAKE_DOCKER_STATE="{state}" FAKE_DOCKER_PATH="{image_path}"'  # Teich passes docker no extras
+    (fake / "docker").write_text(f'#!/bin/sh\n{settings} exec "{sys.executable}" "{stand_in}" "$@"\n')
+    (fake / "docker").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    script = {
+        "one": [Reply(tool_calls=[shell_call("pi", "echo hi > hi.txt", "c1")]), Reply(content="Done.")],
+        "two": [Reply(content="Also done.")],
+    }
+    server = scripted_server(by_prompt(script))
+    project = tmp_path / "project"
+    project.mkdir()
+    config = make_project(project, server, "pi", ["one"], sandbox={"backend": "auto"})
+    result = generate(config)
+    assert result.exit_code == 0, result.output
+    (project / "prompts.jsonl").write_text('"one"\n"two"\n')
+    assert generate(config, "--resume").exit_code == 0
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    builds = [c for c in calls if c[0] == "build"]
+    assert len(builds) == 1  # the second run found the image
+    build = builds[0]
+    assert "CODEX_VERSION=0.169.0" in build and "PI_VERSION=0.73.1" in build
+    assert build[build.index("--file") + 1].endswith("teich/generate/agents/Dockerfile")
+    tag = build[build.index("--tag") + 1]
+    assert tag.startswith("teich-agents:")
+    runs = [c for c in calls if c[0] == "run"]
+    assert len(runs) == 2
+    for run in runs:
+        assert run[:4] == ["run", "--rm", "--network", "host"] and tag in run
+        workspace = run[run.index("--workdir") + 1]
+        assert f"{workspace}:{workspace}" in run
+        assert run[run.index(tag) + 1] == "pi"  # the CLI from the image's PATH, not the host install
+        passed = [run[i + 1] for i, flag in enumerate(run) if flag == "--env"]
+        assert "TEICH_AGENT_API_KEY" in passed and "PATH" not in passed
+        assert not any("sk-agent" in part for part in run)  # the key is passed by name, never on argv
+    snapshots = sorted(p.name for p in (project / "sandbox").iterdir())
+    assert len(snapshots) == 2
+    assert any((project / "sandbox" / name / "hi.txt").exists() for name in snapshots)
+    assert sorted(r["prompt"] for r in load_traces(project / "output")) == ["one", "two"]

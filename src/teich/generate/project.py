@@ -57,7 +57,7 @@ publish:
 concurrency: 4                # prompts in flight at once
 
 sandbox:
-  backend: auto               # agent providers: bwrap (bubblewrap) or none; auto picks bwrap when installed
+  backend: auto               # agent providers: docker, bwrap (bubblewrap) or none; auto: docker, else bwrap
 
 retry:
   max_attempts: 3             # attempts per request before the prompt counts as failed

@@ -55,11 +55,11 @@ class CodexCli:
         (home / "config.toml").write_text("\n".join(lines) + "\n")
         return {"CODEX_HOME": str(home)}
 
-    def command(self, prefix: Path, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
+    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
         flags = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
         if session is None:
-            return [str(prefix / self.entry), "exec", *flags, "-C", str(workspace), prompt]
-        return [str(prefix / self.entry), "exec", "resume", *flags, session, prompt]
+            return [executable, "exec", *flags, "-C", str(workspace), prompt]
+        return [executable, "exec", "resume", *flags, session, prompt]
 
     def session_id(self, stdout: str, home: Path) -> str | None:
         """The thread id from the first JSON event (``thread.started``)."""
@@ -113,11 +113,11 @@ class PiCli:
             "PI_TELEMETRY": "0",
         }
 
-    def command(self, prefix: Path, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
+    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
         quiet = ["--no-extensions", "--no-skills", "--no-prompt-templates", "--no-context-files", "--no-themes"]
         resume = ["-c"] if session is not None else []
         chosen = ["--provider", "teich", "--model", model]
-        return [str(prefix / self.entry), *chosen, *quiet, "--offline", *resume, "-p", prompt]
+        return [executable, *chosen, *quiet, "--offline", *resume, "-p", prompt]
 
     def session_id(self, stdout: str, home: Path) -> str | None:
         found = self.session_file(home, None)

@@ -17,7 +17,7 @@ from teich.errors import TeichError
 from teich.files import write_json_atomic
 from teich.generate.agents.clis import AGENT_CLIS, API_KEY_ENV, offered_tools
 from teich.generate.agents.install import ensure_installed
-from teich.generate.agents.sandbox import choose_backend, sandboxed
+from teich.generate.agents.sandbox import Sandbox, choose_backend, ensure_image
 from teich.generate.chat import GenerationError
 from teich.generate.config import Config
 from teich.generate.prompts import PromptSpec
@@ -33,14 +33,21 @@ class AgentProvider:
         self.cli = AGENT_CLIS[config.agent.provider]
         self.backend = choose_backend(config.sandbox.backend)
         self.output = config.output.traces_dir
-        self._prefix: Path | None = None
+        self._setup: tuple[Sandbox, Path | None] | None = None
 
-    @property
-    def prefix(self) -> Path:
-        """The CLI's install, from npm on first use."""
-        if self._prefix is None:
-            self._prefix = ensure_installed(self.cli.package, self.cli.version, self.cli.entry)
-        return self._prefix
+    def _sandbox(self) -> tuple[Sandbox, Path | None]:
+        """The sandbox and the CLI's install on the host, prepared on first use: the agents image for
+        docker (where the CLI is on the image's PATH), an npm install otherwise."""
+        if self._setup is None:
+            if self.backend == "docker":
+                pins = {"CODEX_VERSION": AGENT_CLIS["codex"].version, "PI_VERSION": AGENT_CLIS["pi"].version}
+                self._setup = Sandbox("docker", ensure_image(pins)), None
+            else:
+                self._setup = (
+                    Sandbox(self.backend),
+                    ensure_installed(self.cli.package, self.cli.version, self.cli.entry),
+                )
+        return self._setup
 
     def existing(self) -> int:
         return len(self._sessions())
@@ -69,13 +76,15 @@ class AgentProvider:
             workspace.mkdir()
             if spec.github_repo:
                 await _clone(spec.github_repo, workspace)
-            env = {**_base_env(), "HOME": str(home), **self.cli.setup(home, self.config)}
-            env[API_KEY_ENV] = self.config.api_key()
+            agent_env = {"HOME": str(home), **self.cli.setup(home, self.config), API_KEY_ENV: self.config.api_key()}
+            agent_env |= {"TERM": "dumb", "NO_COLOR": "1"}
+            sandbox, install = self._sandbox()
+            executable = str(install / self.cli.entry) if install else self.cli.name
             session = None
             for prompt in (spec.prompt, *spec.follow_up_prompts):
-                argv = self.cli.command(self.prefix, prompt, workspace, session, self.config.model.model)
-                argv = sandboxed(self.backend, argv, workspace=workspace, home=home, install=self.prefix)
-                stdout = await self._turn(argv, env, workspace, spec)
+                argv = self.cli.command(executable, prompt, workspace, session, self.config.model.model)
+                argv = sandbox.wrap(argv, workspace=workspace, home=home, install=install, env=list(agent_env))
+                stdout = await self._turn(argv, _host_env() | agent_env, workspace, spec)
                 session = session or self.cli.session_id(stdout, home) or ""
             return self._keep(spec, self.cli.session_file(home, session), workspace)
 
@@ -147,10 +156,11 @@ async def _clone(repository: str, workspace: Path) -> None:
         raise GenerationError(f"cannot clone {repository}: {_last_line(stderr)}")
 
 
-def _base_env() -> dict[str, str]:
+def _host_env() -> dict[str, str]:
+    """What the sandbox (or docker client) itself needs from our environment; nothing else leaks in."""
     keep = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
-    env = {name: os.environ[name] for name in keep if name in os.environ}
-    return env | {"TERM": "dumb", "NO_COLOR": "1"}
+    keep += ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT")
+    return {name: os.environ[name] for name in keep if name in os.environ}
 
 
 def _last_line(data: bytes) -> str:
