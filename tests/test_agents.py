@@ -172,6 +172,9 @@ def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp
     assert set(errors) == {"broken", "slow"}
     assert "did not finish within 8 s" in errors["slow"]
     assert "exited with code" in errors["broken"]
+    records = [json.loads(p.read_text()) for p in (tmp_path / "failures").glob("*.json")]
+    (record,) = [r for r in records if r["prompt"] == "broken"]
+    assert "bad request" in record["agent_output"]  # what the agent printed is kept
     assert [r["prompt"] for r in load_traces(tmp_path / "output")] == ["fine"]
 
 

@@ -33,7 +33,11 @@ _RETRYABLE = (
 
 
 class GenerationError(Exception):
-    """A prompt that could not be completed; the message says why."""
+    """A prompt that could not be completed; the message says why, ``output`` holds what the agent printed."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass

@@ -93,7 +93,7 @@ async def generate(
                         continue
                     summary.failed += 1
                     summary.failures.append(f"{spec.prompt[:60]!r}: {error}")
-                    write_json_atomic(failures / f"{spec.key}.json", _failure(spec, str(error)))
+                    write_json_atomic(failures / f"{spec.key}.json", _failure(spec, str(error), error.output))
                 else:
                     (failures / f"{spec.key}.json").unlink(missing_ok=True)
                     summary.done += 1
@@ -120,8 +120,8 @@ def _run_attempts(config: Config, provider: Provider) -> int:
     return 1 if isinstance(provider, ChatProvider) else config.retry.max_attempts
 
 
-def _failure(spec: PromptSpec, error: str) -> dict[str, Any]:
-    return {
+def _failure(spec: PromptSpec, error: str, output: str) -> dict[str, Any]:
+    record = {
         "prompt": spec.prompt,
         "system": spec.system,
         "follow_up_prompts": list(spec.follow_up_prompts),
@@ -129,3 +129,6 @@ def _failure(spec: PromptSpec, error: str) -> dict[str, Any]:
         "error": error,
         "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    if output:
+        record["agent_output"] = output  # the end of what the agent CLI printed (stderr, then stdout)
+    return record

@@ -114,7 +114,9 @@ class AgentProvider:
             raise GenerationError(f"{self.cli.name} did not finish within {limit:g} s and was killed") from None
         if process.returncode != 0:
             detail = _last_line(stderr) or _last_line(stdout) or "no output"
-            raise GenerationError(f"{self.cli.name} exited with code {process.returncode}: {detail}")
+            raise GenerationError(
+                f"{self.cli.name} exited with code {process.returncode}: {detail}", _tail(stderr + stdout)
+            )
         return stdout.decode(errors="replace")
 
     def _keep(self, spec: PromptSpec, session: Path | None, workspace: Path) -> dict[str, Any]:
@@ -161,6 +163,10 @@ def _host_env() -> dict[str, str]:
     keep = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
     keep += ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT")
     return {name: os.environ[name] for name in keep if name in os.environ}
+
+
+def _tail(data: bytes, lines: int = 200) -> str:
+    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
 
 def _last_line(data: bytes) -> str:
