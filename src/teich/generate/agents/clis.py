@@ -17,13 +17,17 @@ API_KEY_ENV = "TEICH_AGENT_API_KEY"
 
 
 @dataclass(frozen=True)
-class CodexCli:
-    """OpenAI Codex CLI (``codex exec``), Responses API only."""
+class AgentCli:
+    """A pinned npm package and its executable (``entry``, inside the install prefix)."""
 
-    name: str = "codex"
-    package: str = "@openai/codex"
-    version: str = "0.169.0"
-    entry: str = "node_modules/.bin/codex"
+    name: str
+    package: str
+    version: str
+    entry: str
+
+
+class CodexCli(AgentCli):
+    """OpenAI Codex CLI (``codex exec``), Responses API only."""
 
     def setup(self, home: Path, config: Config) -> dict[str, str]:
         if config.api.wire_api != "responses":
@@ -74,14 +78,8 @@ class CodexCli:
         return found[-1] if found else None
 
 
-@dataclass(frozen=True)
-class PiCli:
+class PiCli(AgentCli):
     """Pi coding agent (``pi -p``), over Chat Completions or the Responses API."""
-
-    name: str = "pi"
-    package: str = "@mariozechner/pi-coding-agent"
-    version: str = "0.73.1"
-    entry: str = "node_modules/.bin/pi"
 
     def setup(self, home: Path, config: Config) -> dict[str, str]:
         agent_dir = home / ".pi" / "agent"
@@ -128,7 +126,10 @@ class PiCli:
         return found[-1] if found else None
 
 
-AGENT_CLIS = {"codex": CodexCli(), "pi": PiCli()}
+AGENT_CLIS: dict[str, CodexCli | PiCli] = {
+    "codex": CodexCli("codex", "@openai/codex", "0.169.0", "node_modules/.bin/codex"),
+    "pi": PiCli("pi", "@mariozechner/pi-coding-agent", "0.73.1", "node_modules/.bin/pi"),
+}
 
 
 def offered_tools(name: str) -> list[dict[str, Any]]:
