@@ -29,7 +29,8 @@ model:
   max_tokens:                 # most tokens per reply; empty: the server's default
   reasoning_effort:           # minimal, low, medium or high for reasoning models; empty: not sent
   approval_policy:            # agent providers: untrusted, on-failure, on-request or never
-  sandbox:                    # agent providers: read-only, workspace-write or danger-full-access
+  sandbox:                    # codex's own sandbox: read-only, workspace-write or danger-full-access (empty: off,
+                              # as Teich's sandbox contains the agent)
 
 api:
   provider: openai            # openai, openrouter or custom (any OpenAI-compatible server)

@@ -59,8 +59,11 @@ class CodexCli(AgentCli):
         (home / "config.toml").write_text("\n".join(lines) + "\n")
         return {"CODEX_HOME": str(home)}
 
-    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
-        flags = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, config: Config) -> list[str]:
+        """Codex's own sandbox is off unless ``model.sandbox`` asks for one (Teich's sandbox contains it)."""
+        flags = ["--json", "--skip-git-repo-check"]
+        if config.model.sandbox in (None, "danger-full-access"):
+            flags.append("--dangerously-bypass-approvals-and-sandbox")
         if session is None:
             return [executable, "exec", *flags, "-C", str(workspace), prompt]
         return [executable, "exec", "resume", *flags, session, prompt]
@@ -111,10 +114,10 @@ class PiCli(AgentCli):
             "PI_TELEMETRY": "0",
         }
 
-    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, model: str) -> list[str]:
+    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, config: Config) -> list[str]:
         quiet = ["--no-extensions", "--no-skills", "--no-prompt-templates", "--no-context-files", "--no-themes"]
         resume = ["-c"] if session is not None else []
-        chosen = ["--provider", "teich", "--model", model]
+        chosen = ["--provider", "teich", "--model", config.model.model]
         return [executable, *chosen, *quiet, "--offline", *resume, "-p", prompt]
 
     def session_id(self, stdout: str, home: Path) -> str | None:

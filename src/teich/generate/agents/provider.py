@@ -82,7 +82,7 @@ class AgentProvider:
             executable = str(install / self.cli.entry) if install else self.cli.name
             session = None
             for prompt in (spec.prompt, *spec.follow_up_prompts):
-                argv = self.cli.command(executable, prompt, workspace, session, self.config.model.model)
+                argv = self.cli.command(executable, prompt, workspace, session, self.config)
                 argv = sandbox.wrap(argv, workspace=workspace, home=home, install=install, env=list(agent_env))
                 stdout = await self._turn(argv, _host_env() | agent_env, workspace, spec)
                 session = session or self.cli.session_id(stdout, home) or ""
