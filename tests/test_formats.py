@@ -138,7 +138,8 @@ def test_droid(shared_examples):
     assert ex.messages[0].role == "developer" and ex.messages[0].content.startswith("<system-reminder>")
     assert ex.prompt == "where are you"
     assert ex.follow_up_prompts[-1] == "move it to droid folder"
-    assert ex.metadata["skipped_user_only_messages"] == 1  # the cancelled TodoWrite result never reached the model
+    # the cancelled TodoWrite result never reached the model
+    assert ex.metadata["session_left_out"]["shown to the user only, never sent to the model"] == 1
     assert not any(m.tool_call_id == "TodoWrite_1" for m in ex.messages)
     names = Counter(c.function.name for c in _calls(ex))
     assert names["Execute"] == 13 and names["TodoWrite"] == 3 and sum(names.values()) == 22

@@ -6,14 +6,13 @@ from teich.mask import MaskAudit, mask_data, preview_sft_example
 from teich.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 from teich.schema import FEATURES, Message, ToolCall, TrainingExample
 from teich.sources import LoadReport, load_traces, trace_is_complete
-from teich.traces import FORMAT_NAMES, detect_trace_type
+from teich.traces import detect_trace_type, format_names
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Config",
     "FEATURES",
-    "FORMAT_NAMES",
     "LoadReport",
     "MaskAudit",
     "Message",
@@ -23,6 +22,7 @@ __all__ = [
     "TrainingExample",
     "__version__",
     "detect_trace_type",
+    "format_names",
     "load_traces",
     "mask_data",
     "prepare_data",

@@ -45,6 +45,7 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] | None = None
     tool_call_id: str | None = None
     name: str | None = None
+    is_error: bool | None = None  # a tool result the agent's harness marked as a failed call
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict without unset fields, the form chat templates expect (``content`` is always there)."""
@@ -103,8 +104,8 @@ class TrainingExample(BaseModel):
         return cls(
             prompt=first_user_text(messages) if prompt is None else prompt,
             messages=messages,
-            tools=_loads(record.get("tools")) or [],
-            metadata=_loads(record.get("metadata")) or {},
+            tools=json_or_value(record.get("tools")) or [],
+            metadata=json_or_value(record.get("metadata")) or {},
             system=record.get("system"),
             follow_up_prompts=list(record.get("follow_up_prompts") or []),
             category=record.get("category"),
@@ -124,6 +125,7 @@ _MESSAGE = {
     "tool_calls": List(_TOOL_CALL),
     "tool_call_id": Value("string"),
     "name": Value("string"),
+    "is_error": Value("bool"),
 }
 FEATURES = Features(
     {
@@ -155,7 +157,8 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _loads(value: Any) -> Any:
+def json_or_value(value: Any) -> Any:
+    """``value`` decoded when it is JSON text, else as it is (columns that hold either)."""
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -179,6 +182,7 @@ def _message_record(message: Message) -> dict[str, Any]:
         ],
         "tool_call_id": message.tool_call_id,
         "name": message.name,
+        "is_error": message.is_error,
     }
 
 

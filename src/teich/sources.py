@@ -6,6 +6,8 @@ in a :class:`LoadReport` what it read, what it dropped and why, and which inputs
 
 from __future__ import annotations
 
+import fnmatch
+import hashlib
 import json
 import logging
 import re
@@ -13,20 +15,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import datasets
 
 from teich.errors import TeichError
 from teich.schema import FEATURES, TrainingExample, drop_nulls
-from teich.traces import find_format
+from teich.traces import TraceFormat, find_format, registered_formats
 from teich.traces.conversation import complete_tool_schemas, tool_name
-from teich.traces.reader import Problem, TraceFile, read_trace_file
+from teich.traces.reader import COMPRESSED_SUFFIXES, Problem, TraceFile, data_suffix, read_trace_file
 
 Source = str | Path | datasets.Dataset | datasets.DatasetDict | dict[str, Any] | list[dict[str, Any]]
 Outcome = TrainingExample | str  # a row, or the reason it was dropped
-TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")
+TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")  # JSON lines and JSON also gzip- or zstd-compressed
 TOOLS_SNAPSHOT = "tools.json"
 _NOT_TRACES = {TOOLS_SNAPSHOT, "dataset_info.json", "state.json", "dataset_dict.json", "config.json"}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -40,12 +41,16 @@ class LoadReport:
 
     rows: int = 0
     files: int = 0
+    #: Whole sessions or rows that yielded nothing, by reason.
     dropped: Counter[str] = field(default_factory=Counter)
+    #: Parts of sessions left out of the rows on purpose (abandoned branches, API-error turns...), by reason.
+    left_out: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.rows} rows from {self.files} files"]
         parts += [f"dropped {n} ({reason})" for reason, n in sorted(self.dropped.items())]
+        parts += [f"left out {n} ({reason})" for reason, n in sorted(self.left_out.items())]
         if self.problems:
             parts.append(f"{len(self.problems)} input problems")
         return ", ".join(parts)
@@ -61,15 +66,33 @@ def iter_examples(
     drop_incomplete_traces: bool = True,
     on_file: Callable[[str], None] | None = None,
 ) -> Iterator[TrainingExample]:
-    """Normalized rows from every input in ``source``; see the module docstring."""
+    """Normalized rows from every input in ``source``; see the module docstring.
+
+    A session stored twice (a copied or migrated folder) yields its rows once.
+    """
+    seen: set[str] = set()
     for outcome in _raw_examples(source, report, split, revision, token, on_file):
         if isinstance(outcome, str):
             report.dropped[outcome] += 1
         elif drop_incomplete_traces and not trace_is_complete(outcome):
             report.dropped["ends on a tool result"] += 1
+        elif _already_seen(outcome, seen):
+            report.dropped["same session already loaded from another file"] += 1
         else:
             report.rows += 1
             yield outcome
+
+
+def _already_seen(example: TrainingExample, seen: set[str]) -> bool:
+    """Whether a session row with the same id and messages came before (row datasets may repeat rows on purpose)."""
+    session = example.metadata.get("session_id")
+    if session is None:
+        return False
+    key = hashlib.sha256(f"{session}\0".encode() + example.model_dump_json(include={"messages"}).encode()).hexdigest()
+    if key in seen:
+        return True
+    seen.add(key)
+    return False
 
 
 def trace_is_complete(row: TrainingExample | dict[str, Any]) -> bool:
@@ -101,7 +124,7 @@ def _raw_examples(source, report, split, revision, token, on_file):
 def _path_examples(source, report, split, revision, token, on_file):
     path = Path(source).expanduser()
     if not path.exists():
-        if isinstance(source, str) and _HUB_ID.match(source) and path.suffix not in TRACE_SUFFIXES:
+        if isinstance(source, str) and _HUB_ID.match(source) and data_suffix(path) not in TRACE_SUFFIXES:
             path = _download(source, revision, token)
             files = _split_files(_trace_files(path), split)
         else:
@@ -126,9 +149,18 @@ def _path_examples(source, report, split, revision, token, on_file):
 
 
 def _trace_files(folder: Path) -> list[Path]:
-    return sorted(
-        p for p in folder.rglob("*") if p.is_file() and p.suffix in TRACE_SUFFIXES and p.name not in _NOT_TRACES
-    )
+    return sorted(p for p in folder.rglob("*") if p.is_file() and _is_trace_file(p))
+
+
+def _is_trace_file(path: Path) -> bool:
+    """Whether a file found in a folder holds traces: a trace suffix, and neither a dataset's own
+    files nor a file that accompanies a format's sessions (``agent-*.meta.json``)."""
+    if data_suffix(path) not in TRACE_SUFFIXES or path.name in _NOT_TRACES:
+        return False
+    if path.suffix in COMPRESSED_SUFFIXES and data_suffix(path) == ".parquet":  # compressed inside already
+        return False
+    sidecars = (pattern for f in registered_formats() for pattern in f.sidecars)
+    return not any(fnmatch.fnmatch(path.name, pattern) for pattern in sidecars)
 
 
 def _split_files(files: list[Path], split: str) -> list[Path]:
@@ -152,7 +184,7 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    patterns = [f"*{suffix}" for suffix in TRACE_SUFFIXES]
+    patterns = [f"*{suffix}{packed}" for suffix in TRACE_SUFFIXES for packed in ("", *COMPRESSED_SUFFIXES)]
     try:
         folder = snapshot_download(
             repo_id, repo_type="dataset", revision=revision, token=token, allow_patterns=patterns
@@ -211,15 +243,15 @@ def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
     if trace_format is None:
         report.problems.append(Problem(str(trace.path), None, "unknown trace format"))
         return
-    if not trace_format.PER_ROW:
-        yield _convert(trace_format, trace.records, str(trace.path), trace.lines[0], report)
+    if not trace_format.per_row:
+        yield from _convert(trace_format, trace.records, str(trace.path), trace.lines[0], report, trace.path)
         return
     for record, line in zip(trace.records, trace.lines, strict=False):
         row_format = find_format([record])
-        if row_format is None or not row_format.PER_ROW:
+        if row_format is None or not row_format.per_row:
             report.problems.append(Problem(str(trace.path), line, "unknown row format"))
             continue
-        yield _convert(row_format, [record], str(trace.path), line, report)
+        yield from _convert(row_format, [record], str(trace.path), line, report)
 
 
 def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport):
@@ -231,26 +263,34 @@ def _row_examples(rows: Iterable[dict[str, Any]], where: str, report: LoadReport
     report.files += 1
     for index, row in enumerate(rows):
         row_format = find_format([row])
-        if row_format is None or not row_format.PER_ROW:
+        if row_format is None or not row_format.per_row:
             report.problems.append(Problem(where, index + 1, "unknown row format"))
             continue
-        yield _convert(row_format, [row], where, index + 1, report)
+        yield from _convert(row_format, [row], where, index + 1, report)
 
 
 def _convert(
-    trace_format: ModuleType, records: list[dict[str, Any]], path: str, line: int, report: LoadReport
-) -> Outcome:
+    trace_format: TraceFormat,
+    records: list[dict[str, Any]],
+    where: str,
+    line: int,
+    report: LoadReport,
+    path: Path | None = None,
+) -> Iterator[Outcome]:
     try:
-        example = trace_format.convert(records)
+        converted = trace_format.convert(records, path)
     except Exception as error:  # any damage inside a record: report it, keep going
-        message = f"cannot convert {trace_format.NAME} trace: {_describe(error)}"
-        report.problems.append(Problem(path, line or None, message))
-        return "unconvertible"
-    if example is None:
-        return "no assistant turn"
-    example.metadata.setdefault("source_file", path)
-    example.metadata.setdefault("source_line", line)
-    return example
+        message = f"cannot convert {trace_format.name} trace: {_describe(error)}"
+        report.problems.append(Problem(where, line or None, message))
+        yield "unconvertible"
+        return
+    report.left_out.update(converted.left_out)
+    if not converted.rows:
+        yield "no assistant turn"
+    for example in converted.rows:
+        example.metadata.setdefault("source_file", where)
+        example.metadata.setdefault("source_line", line)
+        yield example
 
 
 def _describe(error: Exception) -> str:

@@ -33,7 +33,9 @@ def add_user_blocks(conversation: Conversation, content: str | list[dict[str, An
         if block.get("type") == "tool_result":
             conversation.add(role, pending)
             pending = []
-            conversation.tool_result(block.get("tool_use_id", ""), block.get("content") or "")
+            conversation.tool_result(
+                block.get("tool_use_id", ""), block.get("content") or "", is_error=block.get("is_error")
+            )
         else:
             pending.append(block)
     conversation.add(role, pending)

@@ -14,7 +14,7 @@ def active_branch(records: list[dict[str, Any]], id_key: str, parent_key: str) -
     """
     latest: dict[Any, int] = {}
     parent_of: list[int | None] = []
-    nodes = [r for r in records if r.get(id_key)]
+    nodes = [r for r in records if r.get(id_key) is not None]
     for index, node in enumerate(nodes):
         parent_of.append(latest.get(node.get(parent_key)))
         latest[node[id_key]] = index

@@ -8,13 +8,16 @@ tool schemas are inferred from observed calls when a session declared none.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from teich.schema import Content, FunctionCall, Message, ToolCall, TrainingExample, parse_arguments, text_of
+from teich.traces.protocol import Converted
 
 FRAGMENT_JOINER = "\n\n"
 
@@ -54,6 +57,8 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     tools: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[TrainingExample] = field(default_factory=list)
+    left_out: Counter[str] = field(default_factory=Counter)
     _turn: _AssistantTurn | None = None
     _call_names: dict[str, str] = field(default_factory=dict)
 
@@ -86,29 +91,74 @@ class Conversation:
             self._call_names[call.id] = call.function.name
             turn.calls.append(call)
 
-    def tool_result(self, call_id: str, content: Content, name: str | None = None) -> None:
+    def tool_result(
+        self, call_id: str, content: Content, name: str | None = None, is_error: bool | None = None
+    ) -> None:
+        """A tool's result, paired with its call by id; ``is_error`` kept where the harness marked a failure."""
         name = name or self._call_names.get(call_id)
-        self.add("tool", content, tool_call_id=call_id, name=name)
+        self.add("tool", content, tool_call_id=call_id, name=name, is_error=is_error or None)
+
+    def use_model(self, model: str | None, provider: str | None = None) -> None:
+        """Note a model (and provider) answering from here on: ``model`` is the last, ``models`` all, in order."""
+        if provider:
+            self.metadata["provider"] = provider
+        if model:
+            self.metadata["model"] = model
+            models = self.metadata.setdefault("models", [])
+            if model not in models:
+                models.append(model)
+
+    def leave_out(self, reason: str, count: int = 1) -> None:
+        """Count something of the session left out of every row on purpose."""
+        if count:
+            self.left_out[reason] += count
+
+    def restart(self, trace_type: str, carry: list[Message] = ()) -> None:
+        """End the current context (it becomes a row) and begin a new one with ``carry``: what the
+        model saw first after a compaction (its system prompt, the summary, any messages kept)."""
+        row = self.example(trace_type)
+        if row is not None:
+            self.rows.append(row)
+        elif self.messages:
+            self.leave_out("context with no assistant turn", 1)
+        self.messages = list(carry)
+        self.metadata["compacted"] = True
+
+    def finish(self, trace_type: str) -> Converted:
+        """Every row of the session: the contexts before each compaction, then the last one."""
+        row = self.example(trace_type)
+        if row is not None:
+            self.rows.append(row)
+        elif self.rows:
+            self.leave_out("context after compaction with no assistant turn", 1)
+        for index, row in enumerate(self.rows):
+            if len(self.rows) > 1:
+                row.metadata["context_index"] = index
+            if self.left_out:
+                row.metadata["session_left_out"] = dict(self.left_out)
+        return Converted(self.rows, self.left_out)
 
     def example(self, trace_type: str) -> TrainingExample | None:
-        """The finished row, or ``None`` when the session has no assistant turn."""
+        """The current context as a row, or ``None`` when it has no assistant turn."""
         self._close_turn()
         messages = self.messages
         last_assistant = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
         if last_assistant is None:
             return None
+        meta = copy.deepcopy(self.metadata)
         trailing = [m for m in messages[last_assistant + 1 :] if m.role == "user"]
         if trailing:
             messages = messages[: last_assistant + 1]
-            self.metadata["trimmed_trailing_user_turns"] = len(trailing)
-        self.metadata.setdefault("trace_type", trace_type)
-        if isinstance(self.metadata.get("timestamp"), (int, float)):
-            stamp = datetime.fromtimestamp(self.metadata["timestamp"], tz=timezone.utc)
-            self.metadata["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+            meta["trimmed_trailing_user_turns"] = len(trailing)
+            self.leave_out("unanswered user turn at the end", len(trailing))
+        meta.setdefault("trace_type", trace_type)
+        if isinstance(meta.get("timestamp"), (int, float)):
+            stamp = datetime.fromtimestamp(meta["timestamp"], tz=timezone.utc)
+            meta["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
         tools = complete_tool_schemas(self.tools, messages)
-        self.metadata.setdefault("tool_schema_source", _schema_source(self.tools, tools))
+        meta.setdefault("tool_schema_source", _schema_source(self.tools, tools))
         if len(tools) > len(self.tools):
-            self.metadata.setdefault("inferred_tools", [tool_name(t) for t in tools[len(self.tools) :]])
+            meta.setdefault("inferred_tools", [tool_name(t) for t in tools[len(self.tools) :]])
         system = next((m.content for m in messages if m.role == "system" and isinstance(m.content, str)), None)
         users = [text_of(m.content) for m in messages if m.role == "user"]
         return TrainingExample(
@@ -116,7 +166,7 @@ class Conversation:
             follow_up_prompts=users[1:],
             messages=messages,
             tools=tools,
-            metadata={k: v for k, v in self.metadata.items() if v is not None},
+            metadata={k: v for k, v in meta.items() if v is not None},
             system=system,
         )
 

@@ -1,13 +1,21 @@
-"""Reading trace files into JSON records, tolerating damage line by line."""
+"""Reading trace files into JSON records, tolerating damage line by line.
+
+Plain, gzip (``.gz``) and Zstandard (``.zst``) files are read as a stream of lines.
+"""
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 _BINARY_SNIFF_BYTES = 8192
+COMPRESSED_SUFFIXES = (".gz", ".zst")
 
 
 @dataclass
@@ -33,24 +41,67 @@ class TraceFile:
     problems: list[Problem] = field(default_factory=list)
 
 
+def data_suffix(path: Path) -> str:
+    """The suffix that names a file's content, under any compression suffix (``a.jsonl.gz`` -> ``.jsonl``)."""
+    if path.suffix in COMPRESSED_SUFFIXES:
+        return Path(path.stem).suffix
+    return path.suffix
+
+
 def read_trace_file(path: Path) -> TraceFile:
-    """Read a JSONL (or JSON) file; bad lines are recorded as problems and skipped."""
+    """Read a JSONL (or JSON) file, possibly compressed; bad lines are recorded as problems and skipped."""
     trace = TraceFile(path)
     try:
-        data = path.read_bytes()
-    except OSError as error:
-        trace.problems.append(Problem(str(path), None, f"cannot read file: {error.strerror or error}"))
+        with _opened(path) as stream:
+            if data_suffix(path) != ".json":
+                _read_lines(trace, stream)
+                return trace
+            data = stream.read()
+    except Exception as error:  # unreadable, or a damaged compressed stream (gzip, zlib, zstd raise their own)
+        reason = getattr(error, "strerror", None) or error
+        trace.problems.append(Problem(str(path), None, f"cannot read file: {reason}"))
         return trace
-    if b"\0" in data[:_BINARY_SNIFF_BYTES]:
-        trace.problems.append(Problem(str(path), None, "binary file, not JSON lines"))
-        return trace
-    if path.suffix == ".json" and _read_whole_json(trace, data):
-        return trace
-    lines = data.splitlines()
-    cut_off = not data.endswith(b"\n")
-    for number, line in enumerate(lines, start=1):
-        if line.strip():
-            _read_line(trace, number, line, cut_off and number == len(lines))
+    if _is_binary(data):
+        return _binary(trace)
+    if not _read_whole_json(trace, data):
+        _read_lines(trace, io.BytesIO(data))
+    return trace
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[IO[bytes]]:
+    if path.suffix == ".gz":
+        with gzip.open(path, "rb") as stream:
+            yield stream
+    elif path.suffix == ".zst":
+        import zstandard
+
+        with path.open("rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
+            yield io.BufferedReader(stream)
+    else:
+        with path.open("rb") as stream:
+            yield stream
+
+
+def _read_lines(trace: TraceFile, stream: IO[bytes]) -> None:
+    pending: tuple[int, bytes] | None = None
+    for number, line in enumerate(stream, start=1):
+        if number == 1 and _is_binary(line[:_BINARY_SNIFF_BYTES]):
+            _binary(trace)
+            return
+        if pending:
+            _read_line(trace, *pending, is_last_unterminated=False)
+        pending = (number, line) if line.strip() else None
+    if pending:
+        _read_line(trace, *pending, is_last_unterminated=not pending[1].endswith(b"\n"))
+
+
+def _is_binary(data: bytes) -> bool:
+    return b"\0" in data[:_BINARY_SNIFF_BYTES]
+
+
+def _binary(trace: TraceFile) -> TraceFile:
+    trace.problems.append(Problem(str(trace.path), None, "binary file, not JSON lines"))
     return trace
 
 

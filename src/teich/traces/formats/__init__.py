@@ -1,0 +1,1 @@
+"""One module per native trace format; each defines ``FORMAT`` (see :mod:`teich.traces.protocol`)."""

@@ -1,0 +1,297 @@
+"""Claude Code transcripts (``~/.claude/projects/<project>/<session>.jsonl``), versions 1.0 to 2.1.
+
+Each line is a record; ``user`` and ``assistant`` records carry an Anthropic ``message`` and are
+linked by ``parentUuid`` into a tree (built from the whole file: a parent can be written after its
+child). One API response is split over several records (one per content block) sharing
+``message.id``; they merge back into one turn. Tool results pair with their calls by id wherever
+they sit in the tree (from 2.1, parallel results are sibling records). A ``compact_boundary``
+record (``parentUuid`` null, ``logicalParentUuid`` set) ends a context; the next starts with the
+summary the model was given. Sub-agents run as sidechains, inside the main file (1.0) or in their
+own ``agent-*.jsonl`` files (``<session>/subagents/`` from 2.1, with ``.meta.json`` beside them);
+each becomes its own row, linked to the parent's ``Task`` / ``Agent`` call.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from teich.schema import text_of
+from teich.traces.blocks import add_assistant_blocks
+from teich.traces.conversation import Conversation, normalize_content
+from teich.traces.protocol import Converted, Record, TraceFormat
+from teich.traces.reader import read_trace_file
+
+SUB_AGENT_TOOLS = ("Task", "Agent")
+SYNTHETIC_MODEL = "<synthetic>"
+_COMPACT_COMMAND = ("<command-name>/compact</command-name>", "<local-command-stdout>Compacted")
+
+
+class ClaudeCode(TraceFormat):
+    name = "claude_code"
+    priority = 40
+    sidecars = ("agent-*.meta.json",)
+
+    def matches(self, records: list[Record]) -> bool:
+        return any(r.get("type") in ("user", "assistant") and "sessionId" in r and "uuid" in r for r in records)
+
+    def convert(self, records: list[Record], path: Path | None = None) -> Converted:
+        nodes = [r for r in records if r.get("uuid")]
+        main = [r for r in nodes if not r.get("isSidechain")]
+        converted = Converted()
+        if main:
+            _merge(converted, _convert_thread(main, {}, self.name))
+        sidechains = _sidechains([r for r in nodes if r.get("isSidechain")])
+        parent_calls = _sub_agent_calls(main or _parent_records(path, nodes))
+        for thread in sidechains:
+            _merge(converted, _convert_thread(thread, _link(thread, parent_calls, path), self.name))
+        return converted
+
+
+def _merge(into: Converted, part: Converted) -> None:
+    into.rows += part.rows
+    into.left_out.update(part.left_out)
+
+
+def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Converted:
+    """One conversation thread (the main session or one sub-agent): a row per context."""
+    path = _chosen_path(nodes)
+    thread = _Thread(Conversation(), nodes)
+    thread.conversation.metadata.update(link)
+    thread.conversation.leave_out("abandoned branch", _abandoned(nodes, path))
+    for record in path:
+        thread.record(record, name)
+    return thread.finish(name)
+
+
+def _chosen_path(nodes: list[Record]) -> list[Record]:
+    """The records from the root to the leaf the session ended on, across compactions.
+
+    The leaf is the newest record that no other record continues; records that only note
+    something for the user (system notices) do not end a session.
+    """
+    by_id = {r["uuid"]: r for r in nodes}
+    continued = {_parent(r) for r in nodes}
+    leaves = [r for r in nodes if r["uuid"] not in continued and r.get("type") in ("user", "assistant")]
+    leaf = leaves[-1] if leaves else (nodes[-1] if nodes else None)
+    path: list[Record] = []
+    seen: set[str] = set()
+    while leaf is not None and leaf["uuid"] not in seen:
+        seen.add(leaf["uuid"])
+        path.append(leaf)
+        leaf = by_id.get(_parent(leaf))
+    return path[::-1]
+
+
+def _parent(record: Record) -> str | None:
+    return record.get("parentUuid") or record.get("logicalParentUuid")
+
+
+def _abandoned(nodes: list[Record], path: list[Record]) -> int:
+    """Conversation records left on branches the session did not end on (tool results aside, which
+    pair by id wherever they sit)."""
+    on_path = {r["uuid"] for r in path}
+    return sum(
+        1
+        for r in nodes
+        if r["uuid"] not in on_path and r.get("type") in ("user", "assistant") and not _only_tool_results(r)
+    )
+
+
+def _only_tool_results(record: Record) -> bool:
+    content = (record.get("message") or {}).get("content")
+    return isinstance(content, list) and bool(content) and all(b.get("type") == "tool_result" for b in content)
+
+
+class _Thread:
+    """Walks one thread's chosen path into a conversation, placing every tool result after its call."""
+
+    def __init__(self, conversation: Conversation, nodes: list[Record]) -> None:
+        self.conversation = conversation
+        self.results = _results_by_call(nodes)
+        self.waiting: list[str] = []  # calls of the current turn, in order, still without a result
+        self.placed: set[str] = set()
+        self.usage: dict[str, dict[str, Any]] = {}
+        self.resume_filler = False
+
+    def record(self, record: Record, name: str) -> None:
+        meta = self.conversation.metadata
+        meta.setdefault("timestamp", record.get("timestamp"))
+        meta.setdefault("session_id", record.get("sessionId"))
+        meta.update(cwd=record.get("cwd") or meta.get("cwd"), git_branch=record.get("gitBranch"))
+        if record.get("version"):
+            meta["cli_version"] = record["version"]
+        kind = record.get("type")
+        if kind == "system" and record.get("subtype") == "compact_boundary":
+            self._place_results()
+            self.conversation.restart(name, [m for m in self.conversation.messages[:1] if m.role == "system"])
+        elif kind == "assistant":
+            self._assistant(record)
+        elif kind == "user":
+            self._user(record)
+        else:
+            self.conversation.leave_out(f"claude code {kind} record (not sent to the model)")
+
+    def finish(self, name: str) -> Converted:
+        self._place_results()
+        meta = self.conversation.metadata
+        meta["provider"] = "anthropic"
+        meta["usage"] = _sum_usage(self.usage.values())
+        return self.conversation.finish(name)
+
+    def _assistant(self, record: Record) -> None:
+        message = record.get("message") or {}
+        if record.get("isApiErrorMessage") or message.get("model") == SYNTHETIC_MODEL:
+            reason = "resume filler (synthetic)" if self.resume_filler else "API error turn (synthetic)"
+            self.conversation.leave_out(reason)
+            self.resume_filler = False
+            return
+        self.conversation.use_model(message.get("model"))
+        self.usage[message.get("id", record["uuid"])] = message.get("usage") or {}
+        content = message.get("content") or []
+        add_assistant_blocks(self.conversation, content)
+        if isinstance(content, list):
+            self.waiting += [b.get("id", "") for b in content if b.get("type") == "tool_use"]
+
+    def _user(self, record: Record) -> None:
+        self._place_results()
+        content = (record.get("message") or {}).get("content") or []
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+        rest = [b for b in blocks if b.get("type") != "tool_result"]
+        for block in blocks:
+            if block.get("type") == "tool_result" and block.get("tool_use_id") not in self.placed:
+                self.conversation.leave_out("tool result with no call on the path")
+        text = text_of(normalize_content(rest))
+        if not rest:
+            return
+        if text.startswith(_COMPACT_COMMAND):
+            self.conversation.leave_out("/compact command and its output")
+            return
+        self.resume_filler = bool(record.get("isMeta")) and text.strip() == "Continue from where you left off."
+        compact_summary = record.get("isCompactSummary")
+        role = "developer" if record.get("isMeta") or compact_summary else "user"
+        self.conversation.add(role, rest)
+
+    def _place_results(self) -> None:
+        """The results of the turn's calls, in call order, wherever they were recorded."""
+        for call_id in self.waiting:
+            block = self.results.get(call_id)
+            if block is None:
+                self.conversation.leave_out("tool call with no recorded result")
+                continue
+            self.placed.add(call_id)
+            self.conversation.tool_result(call_id, block.get("content") or "", is_error=block.get("is_error"))
+        self.waiting = []
+
+
+def _results_by_call(nodes: list[Record]) -> dict[str, Record]:
+    """Every ``tool_result`` block of a thread, by the id of the call it answers (the first one recorded)."""
+    results: dict[str, Record] = {}
+    for record in nodes:
+        content = (record.get("message") or {}).get("content") if record.get("type") == "user" else None
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "tool_result":
+                results.setdefault(block.get("tool_use_id", ""), block)
+    return results
+
+
+def _sidechains(nodes: list[Record]) -> list[list[Record]]:
+    """Sidechain records grouped by sub-agent: by ``agentId`` where recorded, else by root."""
+    by_id = {r["uuid"]: r for r in nodes}
+    groups: dict[str, list[Record]] = {}
+    for record in nodes:
+        groups.setdefault(record.get("agentId") or _root(record, by_id), []).append(record)
+    return list(groups.values())
+
+
+def _root(record: Record, by_id: dict[str, Record]) -> str:
+    seen = set()
+    while _parent(record) in by_id and record["uuid"] not in seen:
+        seen.add(record["uuid"])
+        record = by_id[_parent(record)]
+    return record["uuid"]
+
+
+def _parent_records(path: Path | None, nodes: list[Record]) -> list[Record]:
+    """For a sub-agent file, the main records of its parent session: ``<session>.jsonl`` beside the
+    ``<session>/subagents/`` folder (2.1), or ``<sessionId>.jsonl`` beside ``agent-*.jsonl``."""
+    if path is None or not nodes:
+        return []
+    if path.parent.name == "subagents":
+        parent = path.parent.parent.with_suffix(".jsonl")
+    else:
+        parent = path.parent / f"{nodes[0].get('sessionId')}.jsonl"
+    if parent == path or not parent.is_file():
+        return []
+    return [r for r in read_trace_file(parent).records if not r.get("isSidechain")]
+
+
+def _sub_agent_calls(records: list[Record]) -> list[tuple[str, dict[str, Any], str | None]]:
+    """The parent's sub-agent calls: (call id, input, the agent id its result names)."""
+    agent_of_result: dict[str, str] = {}
+    for record in records:
+        result = record.get("toolUseResult")
+        content = (record.get("message") or {}).get("content")
+        if isinstance(result, dict) and result.get("agentId") and isinstance(content, list):
+            for block in content:
+                if block.get("type") == "tool_result":
+                    agent_of_result[block.get("tool_use_id", "")] = result["agentId"]
+    calls = []
+    for record in records:
+        content = (record.get("message") or {}).get("content") if record.get("type") == "assistant" else None
+        for block in content if isinstance(content, list) else ():
+            if block.get("type") == "tool_use" and block.get("name") in SUB_AGENT_TOOLS:
+                call_id = block.get("id", "")
+                calls.append((call_id, block.get("input") or {}, agent_of_result.get(call_id)))
+    return calls
+
+
+def _link(
+    thread: list[Record], calls: list[tuple[str, dict[str, Any], str | None]], path: Path | None
+) -> dict[str, Any]:
+    """Metadata linking a sub-agent's row to its parent session and the call that started it."""
+    first = thread[0]
+    agent_id = first.get("agentId") or first["uuid"]
+    task = _first_user_text(thread)
+    link: dict[str, Any] = {
+        "session_id": f"{first.get('sessionId')}/agent-{agent_id}",
+        "parent_session_id": first.get("sessionId"),
+        "agent_id": agent_id,
+        "sub_agent": True,
+    }
+    for call_id, arguments, result_agent in calls:
+        if result_agent == agent_id or (task and arguments.get("prompt", "").strip() == task.strip()):
+            link["parent_tool_call_id"] = call_id
+            link["sub_agent_type"] = arguments.get("subagent_type")
+            break
+    link.update(_meta_sidecar(path))
+    return link
+
+
+def _first_user_text(thread: list[Record]) -> str:
+    for record in thread:
+        if record.get("type") == "user":
+            content = (record.get("message") or {}).get("content")
+            return text_of(normalize_content(content if isinstance(content, (str, list)) else None))
+    return ""
+
+
+def _meta_sidecar(path: Path | None) -> dict[str, Any]:
+    """What ``agent-*.meta.json`` beside a sub-agent file says (its agent type, description)."""
+    sidecar = path.with_suffix(".meta.json") if path else None
+    if sidecar is None or not sidecar.is_file():
+        return {}
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return {"sub_agent_meta": data} if isinstance(data, dict) else {}
+
+
+def _sum_usage(usages: Any) -> dict[str, int]:
+    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    return {key: sum(u.get(key) or 0 for u in usages) for key in keys}
+
+
+FORMAT = ClaudeCode()

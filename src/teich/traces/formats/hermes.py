@@ -1,0 +1,49 @@
+"""Hermes Agent (Nous Research) session exports: one JSON row per session with ``system_prompt``,
+``model``, usage columns and ``messages`` (OpenAI-style, ``reasoning`` on assistant turns)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from teich.schema import json_or_value, parse_message
+from teich.traces.conversation import Conversation, add_openai_message
+from teich.traces.protocol import Converted, Record, TraceFormat
+
+
+class Hermes(TraceFormat):
+    name = "hermes"
+    per_row = True
+    priority = 70
+
+    def matches(self, records: list[Record]) -> bool:
+        return (
+            bool(records)
+            and "system_prompt" in records[0]
+            and "messages" in records[0]
+            and "model_config" in records[0]
+        )
+
+    def convert(self, records: list[Record], path: Path | None = None) -> Converted:
+        (row,) = records
+        conversation = Conversation()
+        conversation.metadata.update(
+            session_id=row.get("id"),
+            model=row.get("model"),
+            provider=row.get("billing_provider"),
+            cwd=row.get("cwd"),
+            title=row.get("title"),
+            timestamp=row.get("started_at"),
+            cost=row.get("actual_cost_usd") or row.get("estimated_cost_usd"),
+            usage={k: row.get(k) for k in ("input_tokens", "output_tokens", "cache_read_tokens", "reasoning_tokens")},
+        )
+        if row.get("tools"):
+            conversation.tools = json_or_value(row["tools"])
+        conversation.add("system", row.get("system_prompt"))
+        for message in json_or_value(row.get("messages") or []):
+            if message.get("tool_name") and not message.get("name"):
+                message = {**message, "name": message["tool_name"]}
+            add_openai_message(conversation, parse_message(message))
+        return conversation.finish(self.name)
+
+
+FORMAT = Hermes()

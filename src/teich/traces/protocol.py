@@ -1,0 +1,82 @@
+"""The trace-format protocol and its registry.
+
+A format is one module in :mod:`teich.traces.formats` that defines ``FORMAT``, an instance of a
+:class:`TraceFormat` subclass: how to recognise its records (``matches``), how to read its files
+(``read``, JSON lines by default) and how to turn a session into rows (``convert``). The registry
+imports every module of that package, so adding a format is adding one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, ClassVar
+
+from teich.schema import TrainingExample
+from teich.traces.reader import TraceFile, read_trace_file
+
+Record = dict[str, Any]
+
+
+@dataclass
+class Converted:
+    """The rows one session (or one row record) yields, and what was left out of them on purpose, by reason."""
+
+    rows: list[TrainingExample] = field(default_factory=list)
+    left_out: Counter[str] = field(default_factory=Counter)
+
+
+class TraceFormat(ABC):
+    """One native trace format. Subclasses set ``name`` and implement ``matches`` and ``convert``."""
+
+    name: ClassVar[str]
+    #: Whether each record is its own conversation (row datasets) rather than the whole file one session.
+    per_row: ClassVar[bool] = False
+    #: Detection order: lower is tried first, so specific formats come before the ones they resemble.
+    priority: ClassVar[int] = 50
+    #: File names (glob patterns) that accompany this format's sessions but are not sessions themselves.
+    sidecars: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def matches(self, records: list[Record]) -> bool:
+        """Whether these records (a file's, or one row) are in this format."""
+
+    @abstractmethod
+    def convert(self, records: list[Record], path: Path | None = None) -> Converted:
+        """The rows of one session (or one row record); ``path`` is the file it came from, where there is one."""
+
+    def read(self, path: Path) -> TraceFile:
+        """The records of a file in this format (JSON lines, or one JSON document)."""
+        return read_trace_file(path)
+
+
+@cache
+def registered_formats() -> tuple[TraceFormat, ...]:
+    """Every format in :mod:`teich.traces.formats`, in detection order."""
+    from teich.traces import formats
+
+    found = []
+    for module_info in pkgutil.iter_modules(formats.__path__):
+        module = importlib.import_module(f"{formats.__name__}.{module_info.name}")
+        trace_format = getattr(module, "FORMAT", None)
+        if isinstance(trace_format, TraceFormat):
+            found.append(trace_format)
+    return tuple(sorted(found, key=lambda f: (f.priority, f.name)))
+
+
+def find_format(records: list[Record]) -> TraceFormat | None:
+    """The first registered format that recognises these records."""
+    return next((f for f in registered_formats() if f.matches(records)), None)
+
+
+def format_named(name: str) -> TraceFormat:
+    """The registered format called ``name``."""
+    for trace_format in registered_formats():
+        if trace_format.name == name:
+            return trace_format
+    raise KeyError(name)
