@@ -60,6 +60,7 @@ class Conversation:
     rows: list[TrainingExample] = field(default_factory=list)
     left_out: Counter[str] = field(default_factory=Counter)
     _turn: _AssistantTurn | None = None
+    _generated_from: int = 0
     _call_names: dict[str, str] = field(default_factory=dict)
 
     def add(self, role: str, content: Content, **fields: Any) -> None:
@@ -123,6 +124,13 @@ class Conversation:
             self.leave_out("context with no assistant turn", 1)
         self.messages = list(carry)
         self.metadata["compacted"] = True
+        self._generated_from = 0
+
+    def carried_until_here(self) -> None:
+        """Mark the messages so far as carried over from the context before (a compaction's kept
+        tail): the context becomes a row only once the model generates something after them."""
+        self._close_turn()
+        self._generated_from = len(self.messages)
 
     def finish(self, trace_type: str) -> Converted:
         """Every row of the session: the contexts before each compaction, then the last one."""
@@ -143,7 +151,7 @@ class Conversation:
         self._close_turn()
         messages = self.messages
         last_assistant = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
-        if last_assistant is None:
+        if last_assistant is None or last_assistant < self._generated_from:
             return None
         meta = copy.deepcopy(self.metadata)
         trailing = [m for m in messages[last_assistant + 1 :] if m.role == "user"]

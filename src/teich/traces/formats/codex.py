@@ -120,8 +120,8 @@ class _Session:
             self._abort_pending()
             count = len(conversation.messages)
             conversation.add(item.get("role", "user"), item.get("content"))
-            if not any(m.role == "user" for m in conversation.messages[:count]):
-                self.initial_context.extend(conversation.messages[count:])
+            if not any(m.role == "user" for m in conversation.messages[:count]):  # still the harness's context
+                self.initial_context += [m for m in conversation.messages[count:] if m.role != "user"]
         elif kind == "message":
             conversation.assistant(text=_text(item.get("content")))
         elif kind == "reasoning":
@@ -163,6 +163,7 @@ class _Session:
         if isinstance(replacement, list):
             for item in replacement:
                 self._item(item)
+            self.conversation.carried_until_here()
             return
         for message in self.initial_context:
             self.conversation.messages.append(message)

@@ -76,6 +76,7 @@ def convert_session(records: list[Record], name: str) -> Converted:
             conversation.add("developer", COMPACTION_PREFIX + (entry.get("summary") or "") + COMPACTION_SUFFIX)
             for kept in _kept_entries(path[:index], entry):
                 _entry(conversation, kept)
+            conversation.carried_until_here()
         else:
             _entry(conversation, entry)
     return conversation.finish(name)
