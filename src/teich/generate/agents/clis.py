@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from teich.errors import TeichError
 from teich.generate.config import Config
+from teich.traces.catalog import offered_tools as catalog_tools
 
 API_KEY_ENV = "TEICH_AGENT_API_KEY"
 
@@ -135,9 +135,12 @@ AGENT_CLIS: dict[str, CodexCli | PiCli] = {
 }
 
 
-def offered_tools(name: str) -> list[dict[str, Any]]:
+def offered_tools(name: str, version: str) -> list[dict[str, Any]]:
     """The tool schemas the pinned CLI offers the model (recorded from its requests)."""
-    return json.loads((files("teich.generate.agents") / "tools" / f"{name}.json").read_text())
+    catalog = catalog_tools(name, version)
+    if catalog is None:
+        raise TeichError(f"no tool catalog for the {name} CLI")
+    return catalog.tools
 
 
 def _json(line: str) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class AgentProvider:
         (the loaders apply it to sessions that declare no tools of their own)."""
         path = self.output / TOOLS_SNAPSHOT
         if not path.exists():
-            write_json_atomic(path, offered_tools(self.cli.name))
+            write_json_atomic(path, offered_tools(self.cli.name, self.cli.version))
 
     async def _turn(self, argv: list[str], env: dict[str, str], workspace: Path, spec: PromptSpec) -> str:
         limit = self.config.retry.timeout_seconds
