@@ -86,7 +86,10 @@ def test_codex(shared_examples):
     turn = next(m for m in ex.messages if m.role == "assistant")
     assert turn.reasoning_content and turn.content.startswith("I’ll first inspect") and len(turn.tool_calls) == 1
     assert ex.messages[-1].content.startswith("Built a React/Vite dashboard")
-    assert {t["function"]["name"] for t in ex.tools} == {"exec_command", "write_stdin", "apply_patch"}
+    # every tool Codex 0.130.0 offers (recorded from that CLI), not only the three it called
+    names = {t["function"]["name"] for t in ex.tools}
+    assert len(names) == 11 and {"exec_command", "write_stdin", "apply_patch", "update_plan", "view_image"} <= names
+    assert ex.metadata["tool_schema_source"] == "catalog" and ex.metadata["tool_catalog"]["version"] == "0.130.0"
     meta = ex.metadata
     assert (meta["session_id"], meta["cli_version"], meta["model"], meta["provider"], meta["cwd"]) == (
         "019e1fee-81dd-7201-9fa9-8896944f0911",

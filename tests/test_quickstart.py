@@ -20,7 +20,8 @@ def test_prepare_sample_prints_trained_tokens(capsys, monkeypatch):
     runpy.run_path(str(EXAMPLES / "prepare_sample.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "qwen3_6: 4 of 4 rows kept" in out
-    assert out.count("=== ") == 4 and "[[" in out and "<|im_end|>]]" in out
+    headers = [line for line in out.splitlines() if line.startswith("=== ")]
+    assert len(headers) == 4 and "[[" in out and "<|im_end|>]]" in out
 
 
 def test_convert_samples(tmp_path):

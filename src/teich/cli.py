@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,7 +24,9 @@ from teich.generate.project import init_project
 from teich.generate.publish import publish
 from teich.generate.runner import Summary, make_provider, plan
 from teich.generate.runner import generate as run_generation
+from teich.schema import TrainingExample
 from teich.sources import LoadReport, iter_examples
+from teich.traces.formats.atif import to_atif
 
 app = typer.Typer(help="Turn coding-agent sessions into auditable SFT data.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrap paths
@@ -44,15 +48,32 @@ def main(
     """Teich: agent traces in, training rows out."""
 
 
+class OutputFormat(str, Enum):
+    """What ``teich convert`` writes."""
+
+    openai = "openai"
+    atif = "atif"
+
+
+_OUTPUT_ROWS: dict[OutputFormat, Callable[[TrainingExample], dict[str, Any]]] = {
+    OutputFormat.openai: TrainingExample.to_openai,
+    OutputFormat.atif: to_atif,
+}
+
+
 @app.command()
 def convert(
     sources: Annotated[list[str], typer.Argument(help="Trace files, folders or Hugging Face dataset ids.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL file of OpenAI-style rows.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL file, one row (or trajectory) a line.")],
     keep_incomplete: Annotated[
         bool, typer.Option("--keep-incomplete", help="Keep rows that end on a tool result.")
     ] = False,
+    to: Annotated[
+        OutputFormat,
+        typer.Option("--to", help="openai: OpenAI-style rows; atif: Harbor ATIF trajectories, one a line."),
+    ] = OutputFormat.openai,
 ) -> None:
-    """Convert native agent traces and chat datasets into standalone OpenAI-style JSONL rows."""
+    """Convert native agent traces and chat datasets into standalone OpenAI-style rows or ATIF trajectories."""
     report = LoadReport()
     try:
         with _file_progress() as progress:
@@ -65,7 +86,8 @@ def convert(
             )
             first = next(examples, None)
             if first is not None:
-                written = write_jsonl_atomic(out, (e.to_openai() for e in itertools.chain([first], examples)))
+                rows = (_OUTPUT_ROWS[to](e) for e in itertools.chain([first], examples))
+                written = write_jsonl_atomic(out, rows)
     except TeichError as error:
         console.print(f"[red]error:[/red] {escape(str(error))}")
         raise typer.Exit(1) from None
@@ -73,7 +95,8 @@ def convert(
     if first is None:
         console.print(f"[red]error:[/red] no rows could be converted; {escape(str(out))} was not written")
         raise typer.Exit(1)
-    console.print(f"[green]wrote {written} rows[/green] to {escape(str(out))}")
+    noun = "ATIF trajectories" if to is OutputFormat.atif else "rows"
+    console.print(f"[green]wrote {written} {noun}[/green] to {escape(str(out))}")
 
 
 @app.command()

@@ -22,6 +22,7 @@ import datasets
 from teich.errors import TeichError
 from teich.schema import FEATURES, TrainingExample, drop_nulls
 from teich.traces import TraceFormat, find_format, registered_formats
+from teich.traces.catalog import offered_tools
 from teich.traces.conversation import complete_tool_schemas, tool_name
 from teich.traces.reader import COMPRESSED_SUFFIXES, Problem, TraceFile, data_suffix, read_trace_file
 
@@ -221,17 +222,27 @@ def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]
     trace = read_trace_file(file)
     report.problems.extend(trace.problems)
     for outcome in _convert_trace(trace, report):
-        if snapshot is not None and isinstance(outcome, TrainingExample):
-            _apply_snapshot(outcome, snapshot)
+        if isinstance(outcome, TrainingExample):
+            _complete_offered_tools(outcome, snapshot)
         yield outcome
 
 
-def _apply_snapshot(example: TrainingExample, snapshot: list[dict[str, Any]]) -> None:
-    """Use a dataset-level tool snapshot for a session that declared no tools itself."""
-    if example.metadata.get("tool_schema_source") in ("inferred", "none"):
-        example.tools = complete_tool_schemas(snapshot, example.messages)
-        example.metadata["tool_schema_source"] = "snapshot"
-        example.metadata["inferred_tools"] = [tool_name(t) for t in example.tools[len(snapshot) :]]
+def _complete_offered_tools(example: TrainingExample, snapshot: list[dict[str, Any]] | None) -> None:
+    """For a session that declared no tools itself, the tools its agent offered: a dataset's
+    ``tools.json`` snapshot where there is one, else the catalog of the agent's version."""
+    meta = example.metadata
+    if meta.get("tool_schema_source") not in ("inferred", "none"):
+        return
+    if snapshot is not None:
+        offered, meta["tool_schema_source"] = snapshot, "snapshot"
+    else:
+        catalog = offered_tools(meta.get("trace_type", ""), meta.get("cli_version"))
+        if catalog is None:
+            return
+        offered, meta["tool_schema_source"] = catalog.tools, "catalog"
+        meta["tool_catalog"] = {"agent": catalog.agent, "version": catalog.version, "source": catalog.source}
+    example.tools = complete_tool_schemas(offered, example.messages)
+    meta["inferred_tools"] = [tool_name(t) for t in example.tools[len(offered) :]]
 
 
 def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
