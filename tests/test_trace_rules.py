@@ -126,10 +126,11 @@ def test_claude_compaction_makes_one_row_per_context(tmp_path):
     rows, report = _load(_write(tmp_path / "s.jsonl", records))
     before, after = rows
     assert _texts(before, "user") == ["first prompt", "second prompt"]
-    assert _texts(after, "developer") == [summary] and _texts(after, "user") == ["third prompt"]
-    assert _texts(after, "assistant") == ["answer three"]
+    # the local command's output is context the model was sent (as Claude Code's own requests show)
+    assert _texts(after, "developer") == [summary, "<local-command-stdout>Compacted </local-command-stdout>"]
+    assert _texts(after, "user") == ["third prompt"] and _texts(after, "assistant") == ["answer three"]
     assert [r.metadata["context_index"] for r in rows] == [0, 1] and after.metadata["compacted"]
-    assert report.left_out["/compact command and its output"] == 2
+    assert report.left_out["unanswered message at the end"] == 1  # the /compact command ends the first context
 
 
 def test_claude_shell_commands_are_user_context(tmp_path):
@@ -141,7 +142,7 @@ def test_claude_shell_commands_are_user_context(tmp_path):
     ]
     (row,), report = _load(_write(tmp_path / "s.jsonl", records))
     assert _texts(row, "assistant") == ["hi"]  # the session ended on the shell command: nothing answered it
-    assert report.left_out["unanswered user turn at the end"] == 2
+    assert report.left_out["unanswered message at the end"] == 2
 
 
 def test_claude_sidechains_become_linked_rows(tmp_path):

@@ -99,6 +99,16 @@ class Conversation:
         name = name or self._call_names.get(call_id)
         self.add("tool", content, tool_call_id=call_id, name=name, is_error=is_error or None)
 
+    def set_system(self, text: str) -> None:
+        """The context's system prompt, where a session records it after the first messages."""
+        self._close_turn()
+        system = Message(role="system", content=text)
+        if self.messages and self.messages[0].role == "system":
+            self.messages[0] = system
+        else:
+            self.messages.insert(0, system)
+            self._generated_from += bool(self._generated_from)
+
     def use_model(self, model: str | None, provider: str | None = None) -> None:
         """Note a model (and provider) answering from here on: ``model`` is the last, ``models`` all, in order."""
         if provider:
@@ -154,11 +164,15 @@ class Conversation:
         if last_assistant is None or last_assistant < self._generated_from:
             return None
         meta = copy.deepcopy(self.metadata)
-        trailing = [m for m in messages[last_assistant + 1 :] if m.role == "user"]
-        if trailing:
-            messages = messages[: last_assistant + 1]
+        if self._generated_from:  # messages carried over from the context before (trained in its row)
+            meta["carried_messages"] = self._generated_from
+        trailing = [m for m in messages[last_assistant + 1 :] if m.role != "tool"]
+        if trailing:  # context nobody answered (a result with no answer stays: the row is incomplete)
+            messages = [m for m in messages[: last_assistant + 1]] + [
+                m for m in messages[last_assistant + 1 :] if m.role == "tool"
+            ]
             meta["trimmed_trailing_user_turns"] = len(trailing)
-            self.leave_out("unanswered user turn at the end", len(trailing))
+            self.leave_out("unanswered message at the end", len(trailing))
         meta.setdefault("trace_type", trace_type)
         if isinstance(meta.get("timestamp"), (int, float)):
             stamp = datetime.fromtimestamp(meta["timestamp"], tz=timezone.utc)

@@ -25,7 +25,8 @@ from teich.traces.reader import read_trace_file
 
 SUB_AGENT_TOOLS = ("Task", "Agent")
 SYNTHETIC_MODEL = "<synthetic>"
-_COMPACT_COMMAND = ("<command-name>/compact</command-name>", "<local-command-stdout>Compacted")
+# Local commands (``/compact``, ``/model``...) and their output: sent to the model as context, not requests.
+LOCAL_COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>", "<local-command-caveat>")
 
 
 class ClaudeCode(TraceFormat):
@@ -56,7 +57,7 @@ def _merge(into: Converted, part: Converted) -> None:
 
 def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Converted:
     """One conversation thread (the main session or one sub-agent): a row per context."""
-    path = _chosen_path(nodes)
+    path = _with_whole_responses(_chosen_path(nodes), nodes)
     thread = _Thread(Conversation(), nodes)
     thread.conversation.metadata.update(link)
     thread.conversation.leave_out("abandoned branch", _abandoned(nodes, path))
@@ -68,8 +69,8 @@ def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Con
 def _chosen_path(nodes: list[Record]) -> list[Record]:
     """The records from the root to the leaf the session ended on, across compactions.
 
-    The leaf is the newest record that no other record continues; records that only note
-    something for the user (system notices) do not end a session.
+    The leaf is the newest user or assistant record that no other record continues (bookkeeping
+    such as progress notes and attachments does not end a session).
     """
     by_id = {r["uuid"]: r for r in nodes}
     continued = {_parent(r) for r in nodes}
@@ -82,6 +83,30 @@ def _chosen_path(nodes: list[Record]) -> list[Record]:
         path.append(leaf)
         leaf = by_id.get(_parent(leaf))
     return path[::-1]
+
+
+def _with_whole_responses(path: list[Record], nodes: list[Record]) -> list[Record]:
+    """The path with every record of each API response on it: one response is one record per
+    content block, chained, and the path can leave that chain early (the results of parallel calls
+    hang off different blocks), yet the model generated all of them."""
+    blocks: dict[str, list[Record]] = {}
+    for record in nodes:
+        if record.get("type") == "assistant" and _message_id(record):
+            blocks.setdefault(_message_id(record), []).append(record)
+    whole: list[Record] = []
+    done: set[str] = set()
+    for record in path:
+        message_id = _message_id(record) if record.get("type") == "assistant" else None
+        if message_id is None:
+            whole.append(record)
+        elif message_id not in done:
+            done.add(message_id)
+            whole += blocks[message_id]
+    return whole
+
+
+def _message_id(record: Record) -> str | None:
+    return (record.get("message") or {}).get("id")
 
 
 def _parent(record: Record) -> str | None:
@@ -105,15 +130,17 @@ def _only_tool_results(record: Record) -> bool:
 
 
 class _Thread:
-    """Walks one thread's chosen path into a conversation, placing every tool result after its call."""
+    """Walks one thread's chosen path into a conversation, placing tool results after their calls."""
 
     def __init__(self, conversation: Conversation, nodes: list[Record]) -> None:
         self.conversation = conversation
+        self.by_id = {r["uuid"]: r for r in nodes}
         self.results = _results_by_call(nodes)
-        self.waiting: list[str] = []  # calls of the current turn, in order, still without a result
+        self.waiting: list[str] = []  # calls of the current turn still without a result
         self.placed: set[str] = set()
         self.usage: dict[str, dict[str, Any]] = {}
         self.resume_filler = False
+        self.preserved: list[str] = []  # what a compaction kept, to follow its summary
 
     def record(self, record: Record, name: str) -> None:
         meta = self.conversation.metadata
@@ -124,12 +151,13 @@ class _Thread:
             meta["cli_version"] = record["version"]
         kind = record.get("type")
         if kind == "system" and record.get("subtype") == "compact_boundary":
-            self._place_results()
-            self.conversation.restart(name, [m for m in self.conversation.messages[:1] if m.role == "system"])
+            self._compaction(record, name)
         elif kind == "assistant":
             self._assistant(record)
         elif kind == "user":
             self._user(record)
+        elif kind == "attachment":
+            self._attachment(record)
         else:
             self.conversation.leave_out(f"claude code {kind} record (not sent to the model)")
 
@@ -139,6 +167,15 @@ class _Thread:
         meta["provider"] = "anthropic"
         meta["usage"] = _sum_usage(self.usage.values())
         return self.conversation.finish(name)
+
+    def _compaction(self, boundary: Record, name: str) -> None:
+        """A new context: the system prompt, then the summary (the next record) and the messages
+        the compaction preserved."""
+        self._place_results()
+        system = [m for m in self.conversation.messages[:1] if m.role == "system"]
+        self.conversation.restart(name, system)
+        preserved = ((boundary.get("compactMetadata") or {}).get("preservedMessages") or {}).get("uuids")
+        self.preserved = list(preserved or [])
 
     def _assistant(self, record: Record) -> None:
         message = record.get("message") or {}
@@ -156,43 +193,86 @@ class _Thread:
 
     def _user(self, record: Record) -> None:
         self._place_results()
-        content = (record.get("message") or {}).get("content") or []
-        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
-        rest = [b for b in blocks if b.get("type") != "tool_result"]
+        blocks = _blocks(record)
         for block in blocks:
             if block.get("type") == "tool_result" and block.get("tool_use_id") not in self.placed:
                 self.conversation.leave_out("tool result with no call on the path")
-        text = text_of(normalize_content(rest))
+        rest = [b for b in blocks if b.get("type") != "tool_result"]
         if not rest:
             return
-        if text.startswith(_COMPACT_COMMAND):
-            self.conversation.leave_out("/compact command and its output")
-            return
-        self.resume_filler = bool(record.get("isMeta")) and text.strip() == "Continue from where you left off."
-        compact_summary = record.get("isCompactSummary")
-        role = "developer" if record.get("isMeta") or compact_summary else "user"
-        self.conversation.add(role, rest)
+        text = text_of(normalize_content(rest)).strip()
+        self.resume_filler = bool(record.get("isMeta")) and text == "Continue from where you left off."
+        harness = record.get("isMeta") or record.get("isCompactSummary") or text.startswith(LOCAL_COMMAND_TAGS)
+        self.conversation.add("developer" if harness else "user", rest)
+        if record.get("isCompactSummary"):
+            self._carry_preserved()
+
+    def _carry_preserved(self) -> None:
+        for uuid in self.preserved:
+            if uuid in self.by_id:
+                self.record(self.by_id[uuid], "")
+        self._place_results()
+        self.conversation.carried_until_here()
+        self.preserved = []
+
+    def _attachment(self, record: Record) -> None:
+        """Context the harness attached: the text the model was given (``rendered``), the system
+        prompt and tool schemas it was offered (``prompt_snapshot``), or bookkeeping."""
+        attachment = record.get("attachment") or {}
+        rendered = [part.get("content") for part in record.get("rendered") or [] if isinstance(part, dict)]
+        if attachment.get("type") == "prompt_snapshot":
+            self._prompt_snapshot(attachment)
+        elif rendered:
+            self.conversation.add("developer", "\n".join(text for text in rendered if isinstance(text, str)))
+        else:
+            self.conversation.leave_out("claude code attachment with nothing rendered for the model")
+
+    def _prompt_snapshot(self, snapshot: Record) -> None:
+        parts = [snapshot.get("cliPrefix"), *(snapshot.get("systemPrompt") or [])]
+        system = "\n".join(part for part in parts if isinstance(part, str) and part)
+        if system:
+            self.conversation.set_system(system)
+        if snapshot.get("tools"):
+            self.conversation.tools = [_openai_tool(tool) for tool in snapshot["tools"]]
 
     def _place_results(self) -> None:
-        """The results of the turn's calls, in call order, wherever they were recorded."""
-        for call_id in self.waiting:
-            block = self.results.get(call_id)
-            if block is None:
-                self.conversation.leave_out("tool call with no recorded result")
-                continue
+        """The results of the turn's calls, in the order they were recorded (parallel calls finish
+        in any order), wherever they sit in the tree."""
+        known = sorted((c for c in self.waiting if c in self.results), key=lambda c: self.results[c][0])
+        for call_id in known:
             self.placed.add(call_id)
+            block = self.results[call_id][1]
             self.conversation.tool_result(call_id, block.get("content") or "", is_error=block.get("is_error"))
+        self.conversation.leave_out("tool call with no recorded result", len(self.waiting) - len(known))
         self.waiting = []
 
 
-def _results_by_call(nodes: list[Record]) -> dict[str, Record]:
-    """Every ``tool_result`` block of a thread, by the id of the call it answers (the first one recorded)."""
-    results: dict[str, Record] = {}
-    for record in nodes:
+def _blocks(record: Record) -> list[Record]:
+    content = (record.get("message") or {}).get("content") or []
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def _openai_tool(tool: Record) -> Record:
+    """An Anthropic tool definition in the OpenAI function form."""
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.get("name", ""),
+            "description": tool.get("description", ""),
+            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+        },
+    }
+
+
+def _results_by_call(nodes: list[Record]) -> dict[str, tuple[int, Record]]:
+    """Every ``tool_result`` block of a thread, by the id of the call it answers, with its place in
+    the file (the first one recorded)."""
+    results: dict[str, tuple[int, Record]] = {}
+    for index, record in enumerate(nodes):
         content = (record.get("message") or {}).get("content") if record.get("type") == "user" else None
         for block in content if isinstance(content, list) else ():
             if block.get("type") == "tool_result":
-                results.setdefault(block.get("tool_use_id", ""), block)
+                results.setdefault(block.get("tool_use_id", ""), (index, block))
     return results
 
 

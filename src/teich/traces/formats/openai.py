@@ -28,7 +28,8 @@ class OpenAIRows(TraceFormat):
     priority = 100
 
     def matches(self, records: list[Record]) -> bool:
-        return bool(records) and isinstance(records[0].get("messages"), list)
+        messages = records[0].get("messages") if records else None
+        return isinstance(messages, list) and all(isinstance(m, dict) and "role" in m for m in messages)
 
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (row,) = records

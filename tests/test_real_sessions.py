@@ -1,0 +1,289 @@
+"""Real sessions written by real agents convert faithfully.
+
+Inputs: the real sessions committed under ``tests/data/real`` and ``tests/data/recorded`` (recorded
+here with the real CLIs), the shared samples in ``../shared/traces``, and the corpus of sessions
+from public repositories described by ``tests/data/real/MANIFEST.json``, laid out in
+``../shared/real`` (or ``$TEICH_FIELD_SESSIONS``). Sources that are absent are skipped.
+
+Every expectation comes from a separate, simple reading of the raw file in this module (the calls
+and results it records, the prompts the user typed, the last thing the model said, the path the
+session ended on), never from Teich's own readers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from teich import TeichError, TrainingExample, load_traces
+from teich.schema import text_of
+
+TESTS = Path(__file__).resolve().parent
+SHARED = TESTS.parent.parent / "shared"
+FIELD = Path(os.environ.get("TEICH_FIELD_SESSIONS", SHARED / "real"))
+AGENTS = ("claude_code", "codex", "pi", "openclaw")
+
+
+def _session_files() -> list[tuple[str, Path]]:
+    """(agent, file) for every real session available; sub-agent files are read with their session."""
+    found = []
+    for root in (TESTS / "data" / "real", TESTS / "data" / "recorded", FIELD):
+        for agent in AGENTS:
+            folder = root / agent
+            if folder.is_dir():
+                found += [
+                    (agent, p)
+                    for p in sorted(folder.rglob("*"))
+                    if p.name.endswith((".jsonl", ".json", ".jsonl.gz"))
+                    and "subagents" not in p.parts
+                    and not p.name.endswith((".meta.json", ".requests.json"))
+                ]
+    if (SHARED / "traces").is_dir():
+        found += [(p.stem, p) for p in sorted((SHARED / "traces").glob("*.jsonl")) if p.stem in AGENTS]
+    return found
+
+
+SESSIONS = _session_files()
+
+
+def _raw(path: Path) -> list[dict[str, Any]]:
+    data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    text = data.decode("utf-8")
+    try:
+        value = json.loads(text)
+        return value if isinstance(value, list) else [value]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _rows(path: Path) -> tuple[list[TrainingExample], Any]:
+    dataset, report = load_traces(path, return_report=True)
+    return [TrainingExample.from_record(r) for r in dataset], report
+
+
+def _calls(rows: list[TrainingExample]) -> dict[str, str]:
+    return {c.id: c.function.name for r in rows for m in r.messages for c in m.tool_calls or []}
+
+
+def _results(rows: list[TrainingExample]) -> set[str]:
+    return {m.tool_call_id for r in rows for m in r.messages if m.role == "tool"}
+
+
+def _user_texts(rows: list[TrainingExample]) -> list[str]:
+    return [text_of(m.content) for r in rows for m in r.messages if m.role in ("user", "developer")]
+
+
+def _assistant_texts(rows: list[TrainingExample]) -> list[str]:
+    return [text_of(m.content) for r in rows for m in r.messages if m.role == "assistant" and m.content]
+
+
+def _ancestors(records: list[dict], key: str, parents: tuple[str, ...], last: dict) -> list[dict]:
+    """The records from ``last`` back to the root, following the first parent field that is set."""
+    by_id = {r[key]: r for r in records if r.get(key) is not None}
+    chain, seen = [], set()
+    while last is not None and last[key] not in seen:
+        seen.add(last[key])
+        chain.append(last)
+        parent = next((last.get(p) for p in parents if last.get(p)), None)
+        last = by_id.get(parent)
+    return chain[::-1]
+
+
+# --- Claude Code: a plain reading of the records -------------------------------------------------
+
+
+def _blocks(record: dict) -> list[dict]:
+    content = (record.get("message") or {}).get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    return [b for b in content or [] if isinstance(b, dict)]
+
+
+def _synthetic(record: dict) -> bool:
+    return bool(record.get("isApiErrorMessage")) or (record.get("message") or {}).get("model") == "<synthetic>"
+
+
+def _claude_facts(records: list[dict]) -> dict[str, Any]:
+    main = [r for r in records if r.get("uuid") and not r.get("isSidechain")]
+    talk = [r for r in main if r.get("type") in ("user", "assistant")]
+    path = _ancestors(main, "uuid", ("parentUuid", "logicalParentUuid"), talk[-1]) if talk else []
+    # one API response is one generation, whichever of its block records the path went through
+    responses = {(r.get("message") or {}).get("id") for r in path if r.get("type") == "assistant"}
+    path_calls = {
+        b["id"]: b["name"]
+        for r in main
+        if r.get("type") == "assistant" and not _synthetic(r) and (r in path or r["message"].get("id") in responses)
+        for b in _blocks(r)
+        if b.get("type") == "tool_use"
+    }
+    results = {b.get("tool_use_id") for r in main for b in _blocks(r) if b.get("type") == "tool_result"}
+    prompts = [
+        b["text"]
+        for r in path
+        if r.get("type") == "user" and not r.get("isMeta") and not r.get("isCompactSummary")
+        for b in _blocks(r)
+        if b.get("type") == "text" and b["text"].strip() and not b["text"].startswith(("<command-name>/compact",
+                                                                                        "<local-command-stdout>Compact"))
+    ]
+    answered = [r for r in path if r.get("type") == "assistant" and not _synthetic(r)]
+    last_text = next(
+        (b["text"] for r in reversed(answered) for b in reversed(_blocks(r)) if b.get("type") == "text"), None
+    )
+    synthetic = {b.get("text") for r in records if _synthetic(r) for b in _blocks(r) if b.get("type") == "text"}
+    agents = {
+        r.get("agentId") or "sidechain"
+        for r in records
+        if r.get("isSidechain") and r.get("type") == "assistant" and not _synthetic(r)
+    }
+    return {
+        "path_calls": path_calls,
+        "results": results,
+        "prompts": prompts,
+        "last_text": last_text,
+        "synthetic": synthetic - {None},
+        "has_answer": bool(answered),
+        "sub_agents": agents,
+    }
+
+
+# --- Codex --------------------------------------------------------------------------------------
+
+
+def _codex_items(records: list[dict]) -> list[dict]:
+    if records and "payload" not in records[0] and "type" not in records[0]:  # the mid-2025 layout
+        return [r for r in records[1:] if "type" in r]
+    return [r["payload"] for r in records if r.get("type") == "response_item" and isinstance(r.get("payload"), dict)]
+
+
+def _codex_facts(records: list[dict]) -> dict[str, Any]:
+    items = _codex_items(records)
+    unnamed = {"web_search_call": "web_search", "local_shell_call": "local_shell"}
+    calls = {
+        i.get("call_id") or i.get("id"): i.get("name") or unnamed[i["type"]]
+        for i in items
+        if i.get("type") in ("function_call", "custom_tool_call", "local_shell_call", "web_search_call")
+    }
+    outputs = {i.get("call_id") for i in items if str(i.get("type")).endswith("_output")}
+    typed = [
+        r["payload"].get("message")
+        for r in records
+        if r.get("type") == "event_msg" and (r.get("payload") or {}).get("type") == "user_message"
+    ]
+    answers = [
+        "".join(p.get("text", "") for p in i.get("content") or [])
+        for i in items
+        if i.get("type") == "message" and i.get("role") == "assistant"
+    ]
+    models = {
+        r["payload"]["model"]
+        for r in records
+        if r.get("type") == "turn_context" and (r.get("payload") or {}).get("model")
+    }
+    return {"calls": calls, "outputs": outputs, "typed": [t for t in typed if t], "answers": answers, "models": models}
+
+
+# --- Pi -----------------------------------------------------------------------------------------
+
+
+def _pi_facts(records: list[dict]) -> dict[str, Any]:
+    entries = [r for r in records if r.get("type") != "session"]
+    if entries and not any("id" in e for e in entries):  # v1: one line of entries
+        entries = [{**e, "id": n, "parentId": n - 1 if n else None} for n, e in enumerate(entries)]
+    path = _ancestors(entries, "id", ("parentId",), entries[-1]) if entries else []
+    messages = [e["message"] for e in path if e.get("type") == "message"]
+    parts = [(m, p) for m in messages if isinstance(m.get("content"), list) for p in m["content"]]
+    calls = {p["id"]: p["name"] for m, p in parts if m.get("role") == "assistant" and p.get("type") == "toolCall"}
+    results = {m.get("toolCallId") for m in messages if m.get("role") == "toolResult"}
+    prompts = [
+        p.get("text")
+        for m, p in parts
+        if m.get("role") == "user" and p.get("type") == "text" and (p.get("text") or "").strip()
+    ] + [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
+    shell = [m for m in messages if m.get("role") == "bashExecution" and not m.get("excludeFromContext")]
+    answers = [p.get("text") for m, p in parts if m.get("role") == "assistant" and p.get("type") == "text"]
+    return {"calls": calls, "results": results, "prompts": prompts, "shell": shell, "answers": answers}
+
+
+# --- The checks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("agent", "path"), SESSIONS, ids=[f"{a}:{p.name}" for a, p in SESSIONS])
+def test_real_session_converts_faithfully(agent: str, path: Path) -> None:
+    records = _raw(path)
+    rows, report = _rows(path)
+    assert not report.problems, report.problems
+    if agent == "claude_code":
+        _check_claude(records, rows, report)
+    elif agent == "codex":
+        _check_codex(records, rows, report)
+    else:
+        _check_pi(records, rows)
+
+
+def _check_claude(records: list[dict], rows: list[TrainingExample], report: Any) -> None:
+    facts = _claude_facts(records)
+    if not facts["has_answer"]:
+        assert not [r for r in rows if not r.metadata.get("sub_agent")]
+        return
+    main = [r for r in rows if not r.metadata.get("sub_agent")]
+    calls = _calls(main)
+    # every call on the path the session ended on, with its name; none from abandoned branches
+    assert calls == facts["path_calls"]
+    # every recorded result is kept with its call
+    assert {c for c in calls if c in facts["results"]} <= _results(main)
+    # every prompt the user typed on that path is in a row (unless it was the unanswered last one)
+    users = _user_texts(main)
+    missing = [p for p in facts["prompts"] if not any(p.strip() in u for u in users)]
+    assert missing in ([], facts["prompts"][-1:]), missing
+    assert not facts["synthetic"] & set(_assistant_texts(rows)), "an API-error turn became a target"
+    if facts["last_text"]:
+        assert text_of(main[-1].messages[-1].content).endswith(facts["last_text"].strip())
+    assert len([r for r in rows if r.metadata.get("sub_agent")]) == len(facts["sub_agents"])
+
+
+def _check_codex(records: list[dict], rows: list[TrainingExample], report: Any) -> None:
+    facts = _codex_facts(records)
+    if not facts["answers"] and not facts["calls"]:
+        assert rows == []
+        return
+    assert _calls(rows).keys() == facts["calls"].keys()
+    assert all(_calls(rows)[i] == name for i, name in facts["calls"].items())
+    ran = {i for i, name in facts["calls"].items() if name != "web_search"}
+    assert ran <= _results(rows)  # a recorded output, or Codex's "aborted" for an interrupted call
+    aborted = [m for r in rows for m in r.messages if m.role == "tool" and m.content == "aborted"]
+    assert len({m.tool_call_id for m in aborted}) == len(ran - facts["outputs"])
+    users = _user_texts(rows)
+    assert all(any(t.strip() in u for u in users) for t in facts["typed"][:-1])
+    if facts["answers"]:
+        assert text_of(rows[-1].messages[-1].content).endswith(facts["answers"][-1].strip())
+    if facts["models"]:
+        assert set(rows[-1].metadata["models"]) == facts["models"]
+
+
+def _check_pi(records: list[dict], rows: list[TrainingExample]) -> None:
+    facts = _pi_facts(records)
+    if not facts["answers"] and not facts["calls"]:
+        assert rows == []
+        return
+    calls = _calls(rows)
+    assert calls == facts["calls"]
+    assert {c for c in calls if c in facts["results"]} <= _results(rows)
+    users = _user_texts(rows)
+    missing = [p for p in facts["prompts"] if not any(p.strip() in u for u in users)]
+    assert missing in ([], facts["prompts"][-1:]), missing
+    shell = [u for u in users if u.startswith("Ran `")]
+    assert len(shell) >= len(facts["shell"])
+    assert text_of(rows[-1].messages[-1].content).endswith((facts["answers"] or [""])[-1].strip())
+
+
+def test_files_in_formats_teich_does_not_read_are_reported_not_crashed() -> None:
+    other = TESTS / "data" / "real" / "other"
+    if not other.is_dir():
+        pytest.skip("no other-format real files")
+    with pytest.raises(TeichError, match="unknown trace format"):
+        load_traces([other])
