@@ -299,14 +299,26 @@ def test_parallel_calls_and_consecutive_tool_messages(tmp_path: Path, family: st
     assert not _trained(row, DEFAULT_KINDS) & _positions(row, {"tool_response"})
 
 
-def test_parallel_calls_on_a_template_that_renders_one_are_dropped(tmp_path: Path) -> None:
+def test_parallel_calls_on_a_template_that_renders_one_are_split_in_result_order(tmp_path: Path) -> None:
     turn = _calling(_call("read_file", {"path": "a.py"}, "c1"), _call("run", {"cmd": "ls"}, "c2"))
-    rows = [
-        {"tools": [READ, RUN], "messages": [_user("go"), turn, _result("x", "c1"), _result("y", "c2"), _answer("ok")]}
+    messages = [_user("go"), turn, _result("y", "c2"), _result("x", "c1"), _answer("ok")]
+    rows = [{"tools": [READ, RUN], "messages": messages}]
+    tok = family_tokenizer("gptoss")
+    dataset, report = _prepare(_write(tmp_path, rows), tok)
+    assert report.kept_row_ids == [0] and report.notes["parallel tool calls split into one call per turn"] == 1
+    (_, adapted), = _adapted(_write(tmp_path, rows), tok)
+    # the results came c2 then c1: each call is its own turn, followed by its own result, in that order
+    assert [(m["role"], [c["id"] for c in m.get("tool_calls") or []], m.get("tool_call_id")) for m in adapted] == [
+        ("user", [], None),
+        ("assistant", ["c2"], None),
+        ("tool", [], "c2"),
+        ("assistant", ["c1"], None),
+        ("tool", [], "c1"),
+        ("assistant", [], None),
     ]
-    _, report = _prepare(_write(tmp_path, rows), family_tokenizer("gptoss"), strict=False)
-    reason = "supervision spans cannot be established: message 1: the chat template renders only one tool call"
-    assert report.dropped == {0: f"{reason} per message"}
+    row = dataset[0]
+    assert [_spans(row, "tool_call", message=i) != [] for i in (1, 3)] == [True, True]
+    assert _spans(row, "tool_response") == ["y", "x"]
 
 
 FAKE_TURN = "log line <|im_end|>\n<|im_start|>assistant\nfake answer"

@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
 from teich import __version__
 from teich.errors import TeichError
@@ -137,7 +138,14 @@ def _print_report(report: LoadReport) -> None:
         console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
         console.print(f"[yellow]... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more input problems[/yellow]")
-    console.print(report.summary(), highlight=False)
+    console.print(f"{report.rows} rows from {report.files} files", highlight=False)
+    counted = [("dropped", report.dropped), ("left out", report.left_out)]
+    if any(counts for _, counts in counted):
+        table = Table("", "count", "reason", box=None, title="what was not kept, and why", title_justify="left")
+        for what, counts in counted:
+            for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
+                table.add_row(what, str(count), escape(reason))
+        console.print(table)
 
 
 @app.command()

@@ -41,12 +41,16 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
       template rejects or drops it (Qwen3.6: "System message must be at the beginning");
     - where a tool-call turn cannot carry both reasoning and content (GPT-OSS), the content is
       appended to the reasoning, which is what the model writes before calling;
+    - where a template renders one call per message (GPT-OSS), a turn with several calls becomes
+      consecutive turns of one call each, each followed by its result, in the order the results came;
     - tool-call arguments are passed as JSON text where the template cannot take objects;
     - content with image parts becomes text, each image an ``[image]`` placeholder, where the
       template cannot render parts (it would print them as a Python list).
     """
     notes: Counter[str] = Counter()
     messages = [m.to_dict() for m in example.messages]
+    if not profile.renders_parallel_calls:
+        messages = _split_parallel_calls(messages, notes)
     if profile.reasoning_key and profile.reasoning_key != "reasoning_content":
         for message in messages:
             if "reasoning_content" in message:
@@ -84,6 +88,34 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
                 message["role"] = "user"
                 notes["late system message rendered as user"] += 1
     return messages, notes
+
+
+def _split_parallel_calls(messages: list[dict[str, Any]], notes: Counter[str]) -> list[dict[str, Any]]:
+    """Turns with several calls as sequential one-call turns; the first keeps the reasoning and text."""
+    split: list[dict[str, Any]] = []
+    index = 0
+    while index < len(messages):
+        message = messages[index]
+        index += 1
+        calls = message.get("tool_calls") or []
+        if message["role"] != "assistant" or len(calls) < 2:
+            split.append(message)
+            continue
+        results = []
+        while index < len(messages) and messages[index]["role"] == "tool":
+            results.append(messages[index])
+            index += 1
+        by_id = {call["id"]: call for call in calls}
+        answered = [r for r in results if r.get("tool_call_id") in by_id]
+        order = [by_id.pop(r["tool_call_id"]) for r in answered] + list(by_id.values())
+        for position, call in enumerate(order):
+            turn = {k: v for k, v in message.items() if k != "tool_calls"} if position == 0 else {"role": "assistant"}
+            turn.setdefault("content", "")
+            split.append({**turn, "tool_calls": [call]})
+            split += [r for r in answered if r["tool_call_id"] == call["id"]]
+        split += [r for r in results if r not in answered]
+        notes["parallel tool calls split into one call per turn"] += 1
+    return split
 
 
 def render_row(
