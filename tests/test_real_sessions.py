@@ -57,8 +57,14 @@ def _raw(path: Path) -> list[dict[str, Any]]:
     try:
         value = json.loads(text)
         return value if isinstance(value, list) else [value]
-    except json.JSONDecodeError:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError:  # JSON lines, where a crashed writer may have joined two records
+        decoder, records = json.JSONDecoder(), []
+        for line in filter(str.strip, text.splitlines()):
+            index = 0
+            while index < len(line.rstrip()):
+                record, index = decoder.raw_decode(line, index)
+                records.append(record)
+        return records
 
 
 def _rows(path: Path) -> tuple[list[TrainingExample], Any]:
@@ -68,6 +74,11 @@ def _rows(path: Path) -> tuple[list[TrainingExample], Any]:
 
 def _calls(rows: list[TrainingExample]) -> dict[str, str]:
     return {c.id: c.function.name for r in rows for m in r.messages for c in m.tool_calls or []}
+
+
+def _answered_calls(rows: list[TrainingExample]) -> set[str]:
+    """The calls of every assistant turn but each row's last (whose results nothing answered)."""
+    return {c.id for r in rows for m in r.messages[:-1] for c in m.tool_calls or []}
 
 
 def _results(rows: list[TrainingExample]) -> set[str]:
@@ -94,6 +105,28 @@ def _ancestors(records: list[dict], key: str, parents: tuple[str, ...], last: di
     return chain[::-1]
 
 
+def _parent_field(record: dict) -> str | None:
+    return record.get("parentUuid") or record.get("logicalParentUuid")
+
+
+def _descendants(records: list[dict], root: dict) -> list[dict]:
+    """``root`` and every record below it, in file order."""
+    below = {root["uuid"]}
+    for record in records:
+        if _parent_field(record) in below:
+            below.add(record["uuid"])
+    return [r for r in records if r["uuid"] in below]
+
+
+def _split(records: list[dict], boundary) -> list[list[dict]]:
+    parts: list[list[dict]] = [[]]
+    for record in records:
+        if boundary(record):
+            parts.append([])
+        parts[-1].append(record)
+    return parts
+
+
 # --- Claude Code: a plain reading of the records -------------------------------------------------
 
 
@@ -110,8 +143,17 @@ def _synthetic(record: dict) -> bool:
 
 def _claude_facts(records: list[dict]) -> dict[str, Any]:
     main = [r for r in records if r.get("uuid") and not r.get("isSidechain")]
-    talk = [r for r in main if r.get("type") in ("user", "assistant")]
-    path = _ancestors(main, "uuid", ("parentUuid", "logicalParentUuid"), talk[-1]) if talk else []
+    known, last = {r["uuid"] for r in main}, None
+    for record in main:  # a compaction whose logical parent was never written follows the last message
+        if record.get("subtype") == "compact_boundary" and record.get("logicalParentUuid") not in known:
+            record["logicalParentUuid"] = last
+        last = record["uuid"] if record.get("type") in ("user", "assistant") else last
+    # each root (a /clear starts a new one) is a context; its path ends at its last message
+    paths = []
+    for root in [r for r in main if _parent_field(r) not in known]:
+        talk = [r for r in _descendants(main, root) if r.get("type") in ("user", "assistant")]
+        paths.append(_ancestors(main, "uuid", ("parentUuid", "logicalParentUuid"), talk[-1]) if talk else [])
+    path = [r for p in paths for r in p]
     # one API response is one generation, whichever of its block records the path went through
     responses = {(r.get("message") or {}).get("id") for r in path if r.get("type") == "assistant"}
     path_calls = {
@@ -122,24 +164,27 @@ def _claude_facts(records: list[dict]) -> dict[str, Any]:
         if b.get("type") == "tool_use"
     }
     results = {b.get("tool_use_id") for r in main for b in _blocks(r) if b.get("type") == "tool_result"}
+    answered = [r for r in path if r.get("type") == "assistant" and not _synthetic(r)]
+    # what the user typed before the model's last answer in each context (a compaction ends one)
+    prompted = []
+    contexts = [c for p in paths for c in _split(p, lambda r: r.get("subtype") == "compact_boundary")]
+    for context in contexts:
+        replies = [i for i, r in enumerate(context) if r.get("type") == "assistant" and not _synthetic(r)]
+        prompted += context[: replies[-1]] if replies else []
     prompts = [
         b["text"]
-        for r in path
+        for r in prompted
         if r.get("type") == "user" and not r.get("isMeta") and not r.get("isCompactSummary")
         for b in _blocks(r)
         if b.get("type") == "text" and b["text"].strip() and not b["text"].startswith(("<command-name>/compact",
                                                                                         "<local-command-stdout>Compact"))
     ]
-    answered = [r for r in path if r.get("type") == "assistant" and not _synthetic(r)]
-    last_text = next(
-        (b["text"] for r in reversed(answered) for b in reversed(_blocks(r)) if b.get("type") == "text"), None
-    )
+    last_response = [r for r in answered if answered and r["message"].get("id") == answered[-1]["message"].get("id")]
+    last_text = next((b["text"] for r in last_response for b in _blocks(r) if b.get("type") == "text"), None)
     synthetic = {b.get("text") for r in records if _synthetic(r) for b in _blocks(r) if b.get("type") == "text"}
-    agents = {
-        r.get("agentId") or "sidechain"
-        for r in records
-        if r.get("isSidechain") and r.get("type") == "assistant" and not _synthetic(r)
-    }
+    # each sub-agent run is a sidechain tree: its root continues no other sidechain record
+    side = {r["uuid"] for r in records if r.get("isSidechain") and r.get("uuid")}
+    agents = [r for r in records if r.get("uuid") in side and r.get("parentUuid") not in side]
     return {
         "path_calls": path_calls,
         "results": results,
@@ -204,7 +249,8 @@ def _pi_facts(records: list[dict]) -> dict[str, Any]:
         for m, p in parts
         if m.get("role") == "user" and p.get("type") == "text" and (p.get("text") or "").strip()
     ] + [m["content"] for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
-    shell = [m for m in messages if m.get("role") == "bashExecution" and not m.get("excludeFromContext")]
+    last_reply = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=0)
+    shell = [m for m in messages[:last_reply] if m.get("role") == "bashExecution" and not m.get("excludeFromContext")]
     answers = [p.get("text") for m, p in parts if m.get("role") == "assistant" and p.get("type") == "text"]
     return {"calls": calls, "results": results, "prompts": prompts, "shell": shell, "answers": answers}
 
@@ -234,12 +280,11 @@ def _check_claude(records: list[dict], rows: list[TrainingExample], report: Any)
     calls = _calls(main)
     # every call on the path the session ended on, with its name; none from abandoned branches
     assert calls == facts["path_calls"]
-    # every recorded result is kept with its call
-    assert {c for c in calls if c in facts["results"]} <= _results(main)
-    # every prompt the user typed on that path is in a row (unless it was the unanswered last one)
+    # every recorded result is kept with its call, except after a context's last turn (nothing followed)
+    assert {c for c in _answered_calls(main) if c in facts["results"]} <= _results(main)
+    # every prompt the user typed on that path before the model's last answer is in a row
     users = _user_texts(main)
-    missing = [p for p in facts["prompts"] if not any(p.strip() in u for u in users)]
-    assert missing in ([], facts["prompts"][-1:]), missing
+    assert [p for p in facts["prompts"] if not any(p.strip() in u for u in users)] == []
     assert not facts["synthetic"] & set(_assistant_texts(rows)), "an API-error turn became a target"
     if facts["last_text"]:
         assert text_of(main[-1].messages[-1].content).endswith(facts["last_text"].strip())
@@ -253,8 +298,9 @@ def _check_codex(records: list[dict], rows: list[TrainingExample], report: Any) 
         return
     assert _calls(rows).keys() == facts["calls"].keys()
     assert all(_calls(rows)[i] == name for i, name in facts["calls"].items())
-    ran = {i for i, name in facts["calls"].items() if name != "web_search"}
-    assert ran <= _results(rows)  # a recorded output, or Codex's "aborted" for an interrupted call
+    # a run call gets its recorded output, or Codex's "aborted"; only a row's last turn has none after it
+    ran = {i for i, name in facts["calls"].items() if name != "web_search"} & _answered_calls(rows)
+    assert ran <= _results(rows)
     aborted = [m for r in rows for m in r.messages if m.role == "tool" and m.content == "aborted"]
     assert len({m.tool_call_id for m in aborted}) == len(ran - facts["outputs"])
     users = _user_texts(rows)
@@ -272,7 +318,7 @@ def _check_pi(records: list[dict], rows: list[TrainingExample]) -> None:
         return
     calls = _calls(rows)
     assert calls == facts["calls"]
-    assert {c for c in calls if c in facts["results"]} <= _results(rows)
+    assert {c for c in _answered_calls(rows) if c in facts["results"]} <= _results(rows)
     users = _user_texts(rows)
     missing = [p for p in facts["prompts"] if not any(p.strip() in u for u in users)]
     assert missing in ([], facts["prompts"][-1:]), missing

@@ -57,6 +57,9 @@ class Conversation:
     messages: list[Message] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     tools: list[dict[str, Any]] = field(default_factory=list)
+    #: Keep tool results after the last assistant turn (a row dataset's own rows: such a row is
+    #: incomplete, see ``drop_incomplete_traces``). Sessions trim them: the model generated nothing after.
+    keep_result_tail: bool = False
     rows: list[TrainingExample] = field(default_factory=list)
     left_out: Counter[str] = field(default_factory=Counter)
     _turn: _AssistantTurn | None = None
@@ -127,7 +130,7 @@ class Conversation:
     def restart(self, trace_type: str, carry: list[Message] = ()) -> None:
         """End the current context (it becomes a row) and begin a new one with ``carry``: what the
         model saw first after a compaction (its system prompt, the summary, any messages kept)."""
-        row = self.example(trace_type)
+        row = self.example(trace_type, keep_result_tail=False)
         if row is not None:
             self.rows.append(row)
         elif self.messages:
@@ -156,8 +159,12 @@ class Conversation:
                 row.metadata["session_left_out"] = dict(self.left_out)
         return Converted(self.rows, self.left_out)
 
-    def example(self, trace_type: str) -> TrainingExample | None:
-        """The current context as a row, or ``None`` when it has no assistant turn."""
+    def example(self, trace_type: str, keep_result_tail: bool | None = None) -> TrainingExample | None:
+        """The current context as a row, or ``None`` when it has no assistant turn.
+
+        Messages after the last assistant turn are trimmed (nothing was generated after them),
+        tool results too unless ``keep_result_tail`` (default: the conversation's setting).
+        """
         self._close_turn()
         messages = self.messages
         last_assistant = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=None)
@@ -166,13 +173,13 @@ class Conversation:
         meta = copy.deepcopy(self.metadata)
         if self._generated_from:  # messages carried over from the context before (trained in its row)
             meta["carried_messages"] = self._generated_from
-        trailing = [m for m in messages[last_assistant + 1 :] if m.role != "tool"]
-        if trailing:  # context nobody answered (a result with no answer stays: the row is incomplete)
-            messages = [m for m in messages[: last_assistant + 1]] + [
-                m for m in messages[last_assistant + 1 :] if m.role == "tool"
-            ]
-            meta["trimmed_trailing_user_turns"] = len(trailing)
-            self.leave_out("unanswered message at the end", len(trailing))
+        tail = messages[last_assistant + 1 :]
+        keep_results = self.keep_result_tail if keep_result_tail is None else keep_result_tail
+        kept_tail = [m for m in tail if m.role == "tool" and keep_results]
+        if len(kept_tail) < len(tail):
+            messages = messages[: last_assistant + 1] + kept_tail
+            meta["trimmed_trailing_user_turns"] = len(tail) - len(kept_tail)
+            self.leave_out("unanswered message at the end", len(tail) - len(kept_tail))
         meta.setdefault("trace_type", trace_type)
         if isinstance(meta.get("timestamp"), (int, float)):
             stamp = datetime.fromtimestamp(meta["timestamp"], tz=timezone.utc)

@@ -123,7 +123,7 @@ def _read_whole_json(trace: TraceFile, data: bytes) -> bool:
 
 def _read_line(trace: TraceFile, number: int, line: bytes, is_last_unterminated: bool) -> None:
     try:
-        record = json.loads(line)
+        records = _json_values(line.decode("utf-8"))
     except UnicodeDecodeError:
         trace.problems.append(Problem(str(trace.path), number, "invalid UTF-8"))
         return
@@ -131,8 +131,23 @@ def _read_line(trace: TraceFile, number: int, line: bytes, is_last_unterminated:
         reason = "truncated JSON (file cut off?)" if is_last_unterminated else f"malformed JSON ({error.msg})"
         trace.problems.append(Problem(str(trace.path), number, reason))
         return
-    if not isinstance(record, dict):
-        trace.problems.append(Problem(str(trace.path), number, f"expected a JSON object, got {type(record).__name__}"))
-        return
-    trace.records.append(record)
-    trace.lines.append(number)
+    for record in records:
+        if not isinstance(record, dict):
+            message = f"expected a JSON object, got {type(record).__name__}"
+            trace.problems.append(Problem(str(trace.path), number, message))
+            continue
+        trace.records.append(record)
+        trace.lines.append(number)
+
+
+def _json_values(text: str) -> list[Any]:
+    """The JSON values on one line: usually one, but agents that crashed mid-write leave two
+    records joined without a newline, and both are whole."""
+    decoder = json.JSONDecoder()
+    values, index = [], 0
+    while index < len(text):
+        value, index = decoder.raw_decode(text, index)
+        values.append(value)
+        while index < len(text) and text[index].isspace():
+            index += 1
+    return values

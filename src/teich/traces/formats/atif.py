@@ -47,7 +47,7 @@ class Atif(TraceFormat):
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (trajectory,) = records
         steps = _checked_steps(trajectory)
-        conversation = Conversation(metadata=_metadata(trajectory, steps))
+        conversation = Conversation(metadata=_metadata(trajectory, steps), keep_result_tail=True)
         agent = trajectory.get("agent") or {}
         conversation.use_model(agent.get("model_name"))
         conversation.tools = [_function_schema(t) for t in agent.get("tool_definitions") or []]

@@ -41,8 +41,11 @@ class ClaudeCode(TraceFormat):
         nodes = [r for r in records if r.get("uuid")]
         main = [r for r in nodes if not r.get("isSidechain")]
         converted = Converted()
-        if main:
-            _merge(converted, _convert_thread(main, {}, self.name))
+        for tree in _trees(main):  # a /clear (or a plan run with a fresh context) starts a new tree
+            _merge(converted, _convert_thread(tree, {}, self.name))
+        if len(converted.rows) > 1:
+            for index, row in enumerate(converted.rows):
+                row.metadata["context_index"] = index
         sidechains = _sidechains([r for r in nodes if r.get("isSidechain")])
         parent_calls = _sub_agent_calls(main or _parent_records(path, nodes))
         for thread in sidechains:
@@ -69,20 +72,62 @@ def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Con
 def _chosen_path(nodes: list[Record]) -> list[Record]:
     """The records from the root to the leaf the session ended on, across compactions.
 
-    The leaf is the newest user or assistant record that no other record continues (bookkeeping
-    such as progress notes and attachments does not end a session).
+    The leaf is the newest user or assistant record with no user or assistant record after it in
+    the tree: bookkeeping written after the last message (progress notes, turn timings,
+    attachments) does not end a session.
     """
     by_id = {r["uuid"]: r for r in nodes}
-    continued = {_parent(r) for r in nodes}
-    leaves = [r for r in nodes if r["uuid"] not in continued and r.get("type") in ("user", "assistant")]
+    parent_of = _parents(nodes, by_id)
+    talk = [r for r in nodes if r.get("type") in ("user", "assistant")]
+    continued: set[str] = set()
+    for record in talk:
+        parent = parent_of.get(record["uuid"])
+        while parent in by_id and parent not in continued:
+            continued.add(parent)
+            parent = parent_of.get(parent)
+    leaves = [r for r in talk if r["uuid"] not in continued]
     leaf = leaves[-1] if leaves else (nodes[-1] if nodes else None)
     path: list[Record] = []
     seen: set[str] = set()
     while leaf is not None and leaf["uuid"] not in seen:
         seen.add(leaf["uuid"])
         path.append(leaf)
-        leaf = by_id.get(_parent(leaf))
+        leaf = by_id.get(parent_of.get(leaf["uuid"]))
     return path[::-1]
+
+
+def _parents(nodes: list[Record], by_id: dict[str, Record]) -> dict[str, str | None]:
+    """Each record's parent. A compaction boundary continues its logical parent; where that record
+    was never written, the last message written before the boundary."""
+    parents: dict[str, str | None] = {}
+    last_talk = None
+    for record in nodes:
+        parent = _parent(record)
+        if parent not in by_id and record.get("subtype") == "compact_boundary":
+            parent = last_talk
+        parents[record["uuid"]] = parent
+        if record.get("type") in ("user", "assistant"):
+            last_talk = record["uuid"]
+    return parents
+
+
+def _trees(nodes: list[Record]) -> list[list[Record]]:
+    """The records grouped by the root they descend from, in the order the roots were written."""
+    by_id = {r["uuid"]: r for r in nodes}
+    parent_of = _parents(nodes, by_id)
+    root_of: dict[str, str] = {}
+    trees: dict[str, list[Record]] = {}
+    for record in nodes:
+        chain, uuid = [], record["uuid"]
+        while uuid not in root_of and uuid not in chain and parent_of.get(uuid) in by_id:
+            chain.append(uuid)
+            uuid = parent_of[uuid]
+        root = root_of.get(uuid, uuid)
+        for step in chain:
+            root_of[step] = root
+        root_of[record["uuid"]] = root
+        trees.setdefault(root, []).append(record)
+    return list(trees.values())
 
 
 def _with_whole_responses(path: list[Record], nodes: list[Record]) -> list[Record]:

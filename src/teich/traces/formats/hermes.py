@@ -25,7 +25,7 @@ class Hermes(TraceFormat):
 
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (row,) = records
-        conversation = Conversation()
+        conversation = Conversation(keep_result_tail=True)
         conversation.metadata.update(
             session_id=row.get("id"),
             model=row.get("model"),

@@ -12,7 +12,7 @@ from teich.traces.protocol import Converted, Record, TraceFormat
 
 def convert_row(row: Record, name: str) -> Converted:
     """One OpenAI-style row; its ``prompt``, ``system``, follow-ups and category are kept as given."""
-    conversation = Conversation(metadata=dict(json_or_value(row.get("metadata")) or {}))
+    conversation = Conversation(metadata=dict(json_or_value(row.get("metadata")) or {}), keep_result_tail=True)
     conversation.tools = list(json_or_value(row.get("tools")) or [])
     for message in row["messages"]:
         add_openai_message(conversation, parse_message(message))

@@ -22,7 +22,7 @@ class ShareGPT(TraceFormat):
 
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (row,) = records
-        conversation = Conversation()
+        conversation = Conversation(keep_result_tail=True)
         if row.get("tools"):
             tools = row["tools"]
             conversation.tools = json.loads(tools) if isinstance(tools, str) else list(tools)
