@@ -27,7 +27,8 @@ import teich.mask
 import teich.prepare
 import teich.render
 import teich.templates
-from teich import MaskAudit, TeichError, mask_data, prepare_data, preview_sft_example
+from teich import MaskAudit, TeichError, TrainingExample, load_traces, mask_data, prepare_data, preview_sft_example
+from teich.traces.conversation import complete_tool_schemas
 
 IGNORE = -100
 FLAG_KINDS = {
@@ -277,7 +278,10 @@ def test_collated_labels_and_train_step(prepared, tok, model, tmp_path, policy):
 def test_real_traces_end_to_end(shared_traces, tok, model, tmp_path):
     """Short real traces plus a long one the trainer truncates (keep_start) inside its first tool call."""
     files = [shared_traces / name for name in ("cursor.jsonl", "openclaw.jsonl", "claude_code.jsonl")]
-    real = prepare_data(files, tok, tokenize=True)
+    rows = [TrainingExample.from_record(r) for r in load_traces(files)]
+    for row in rows:  # small schemas inferred from the calls: Claude Code's own tool schemas are ~16k tokens
+        row.tools = complete_tool_schemas([], row.messages)
+    real = prepare_data([r.to_openai() for r in rows], tok, tokenize=True)
     assert max(len(ids) for ids in real["input_ids"]) > 400 > min(len(ids) for ids in real["input_ids"])
     trainer = make_trainer(model, tok, real, tmp_path, max_length=400)
     mask_data(trainer, audit=False, train_on_reasoning=False)

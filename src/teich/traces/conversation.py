@@ -175,7 +175,7 @@ class Conversation:
             meta["carried_messages"] = self._generated_from
         tail = messages[last_assistant + 1 :]
         keep_results = self.keep_result_tail if keep_result_tail is None else keep_result_tail
-        kept_tail = [m for m in tail if m.role == "tool" and keep_results]
+        kept_tail = tail if keep_results and all(m.role == "tool" for m in tail) else []
         if len(kept_tail) < len(tail):
             messages = messages[: last_assistant + 1] + kept_tail
             meta["trimmed_trailing_user_turns"] = len(tail) - len(kept_tail)

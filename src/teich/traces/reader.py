@@ -52,20 +52,31 @@ def read_trace_file(path: Path) -> TraceFile:
     """Read a JSONL (or JSON) file, possibly compressed; bad lines are recorded as problems and skipped."""
     trace = TraceFile(path)
     try:
+        if data_suffix(path) == ".json":
+            _read_document_or_lines(trace, _read_all(path))
+            return trace
         with _opened(path) as stream:
-            if data_suffix(path) != ".json":
-                _read_lines(trace, stream)
-                return trace
-            data = stream.read()
+            _read_lines(trace, stream)
+        if not trace.records and len(trace.problems) > 1:  # a pretty-printed JSON document under a .jsonl name
+            document = TraceFile(path)
+            if _read_whole_json(document, _read_all(path)):
+                return document
     except Exception as error:  # unreadable, or a damaged compressed stream (gzip, zlib, zstd raise their own)
         reason = getattr(error, "strerror", None) or error
         trace.problems.append(Problem(str(path), None, f"cannot read file: {reason}"))
-        return trace
-    if _is_binary(data):
-        return _binary(trace)
-    if not _read_whole_json(trace, data):
-        _read_lines(trace, io.BytesIO(data))
     return trace
+
+
+def _read_all(path: Path) -> bytes:
+    with _opened(path) as stream:
+        return stream.read()
+
+
+def _read_document_or_lines(trace: TraceFile, data: bytes) -> None:
+    if _is_binary(data):
+        _binary(trace)
+    elif not _read_whole_json(trace, data):
+        _read_lines(trace, io.BytesIO(data))
 
 
 @contextmanager
