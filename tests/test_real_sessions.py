@@ -185,6 +185,13 @@ def _claude_facts(records: list[dict]) -> dict[str, Any]:
     # each sub-agent run is a sidechain tree: its root continues no other sidechain record
     side = {r["uuid"] for r in records if r.get("isSidechain") and r.get("uuid")}
     agents = [r for r in records if r.get("uuid") in side and r.get("parentUuid") not in side]
+    # 2.1 streams each sub-agent's messages into the main file as agent_progress records
+    streamed = {
+        r["data"]["agentId"]
+        for r in records
+        if (r.get("data") or {}).get("type") == "agent_progress"
+        and (r["data"].get("message") or {}).get("type") == "assistant"
+    }
     return {
         "path_calls": path_calls,
         "results": results,
@@ -192,7 +199,7 @@ def _claude_facts(records: list[dict]) -> dict[str, Any]:
         "last_text": last_text,
         "synthetic": synthetic - {None},
         "has_answer": bool(answered),
-        "sub_agents": agents,
+        "sub_agents": [*agents, *streamed],
     }
 
 

@@ -46,10 +46,11 @@ class ClaudeCode(TraceFormat):
         if len(converted.rows) > 1:
             for index, row in enumerate(converted.rows):
                 row.metadata["context_index"] = index
-        sidechains = _sidechains([r for r in nodes if r.get("isSidechain")])
         parent_calls = _sub_agent_calls(main or _parent_records(path, nodes))
-        for thread in sidechains:
+        for thread in _sidechains([r for r in nodes if r.get("isSidechain")]):
             _merge(converted, _convert_thread(thread, _link(thread, parent_calls, path), self.name))
+        for thread in _streamed_sub_agents(main, path):
+            _merge(converted, _convert_thread(thread, _link(thread, parent_calls, None), self.name))
         return converted
 
 
@@ -336,6 +337,32 @@ def _root(record: Record, by_id: dict[str, Record]) -> str:
         seen.add(record["uuid"])
         record = by_id[_parent(record)]
     return record["uuid"]
+
+
+def _streamed_sub_agents(main: list[Record], path: Path | None) -> list[list[Record]]:
+    """Sub-agent runs that 2.1 streams into the main file as ``agent_progress`` records, as
+    sidechain threads; a run whose own ``agent-*.jsonl`` file sits beside the session is read there."""
+    runs: dict[str, list[Record]] = {}
+    for record in main:
+        data = record.get("data") or {}
+        message, agent_id = data.get("message"), data.get("agentId")
+        if data.get("type") != "agent_progress" or not isinstance(message, dict) or not agent_id:
+            continue
+        run = runs.setdefault(agent_id, [])
+        uuid = message.get("uuid") or record["uuid"]
+        if any(r["uuid"] == uuid for r in run):
+            continue
+        parent = run[-1]["uuid"] if run else None
+        session = record.get("sessionId")
+        run.append({**message, "uuid": uuid, "parentUuid": parent, "sessionId": session, "agentId": agent_id})
+    return [run for agent_id, run in runs.items() if not _has_own_file(path, run[0]["sessionId"], agent_id)]
+
+
+def _has_own_file(path: Path | None, session: str | None, agent_id: str) -> bool:
+    if path is None:
+        return False
+    name = f"agent-{agent_id}.jsonl"
+    return (path.parent / str(session) / "subagents" / name).is_file() or (path.parent / name).is_file()
 
 
 def _parent_records(path: Path | None, nodes: list[Record]) -> list[Record]:
