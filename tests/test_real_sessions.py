@@ -340,3 +340,58 @@ def test_files_in_formats_teich_does_not_read_are_reported_not_crashed() -> None
         pytest.skip("no other-format real files")
     with pytest.raises(TeichError, match="unknown trace format"):
         load_traces([other])
+
+
+# --- Recorded sessions against what the CLI really sent the model ------------------------------
+
+RECORDED = TESTS / "data" / "recorded"
+SENT = sorted(RECORDED.glob("*/*.requests.json"))
+
+
+def _sent_contexts(requests: list[dict]) -> dict[str, list[list[dict]]]:
+    """The last request of each context, by kind: the main thread's contexts (a compaction request
+    separates them) and the sub-agent's."""
+    contexts: dict[str, list[list[dict]]] = {"main": [], "subagent": []}
+    current: dict[str, list[dict] | None] = {"main": None, "subagent": None}
+    for request in requests:
+        if request["kind"] == "compact":
+            current["main"] = None
+        elif request["kind"] in contexts:
+            if current[request["kind"]] is None:
+                contexts[request["kind"]].append([])
+            current[request["kind"]] = request["context"]
+            contexts[request["kind"]][-1] = request["context"]
+    return contexts
+
+
+@pytest.mark.parametrize("sent", SENT, ids=[p.name for p in SENT])
+def test_recorded_rows_hold_what_the_cli_sent(sent: Path) -> None:
+    session = sent.with_name(sent.name.replace(".requests.json", ".jsonl"))
+    sub_agents = sorted(session.with_suffix("").glob("subagents/agent-*.jsonl"))
+    rows = _rows(session)[0] + [row for path in sub_agents for row in _rows(path)[0]]
+    by_kind = {
+        "main": [r for r in rows if not r.metadata.get("sub_agent")],
+        "subagent": [r for r in rows if r.metadata.get("sub_agent")],
+    }
+    for kind, contexts in _sent_contexts(json.loads(sent.read_text())["requests"]).items():
+        assert len(by_kind[kind]) == len(contexts), kind
+        for row, context in zip(by_kind[kind], contexts, strict=True):
+            _assert_row_holds(row, context)
+
+
+def _assert_row_holds(row: TrainingExample, context: list[dict]) -> None:
+    """The row is the last request's context, then what the model answered to it."""
+    sent_calls = [b["id"] for b in context if b["type"] == "tool_use"]
+    row_calls = [c.id for m in row.messages for c in m.tool_calls or []]
+    final = [c.id for c in row.messages[-1].tool_calls or []]
+    assert row_calls[: len(sent_calls)] == sent_calls and set(row_calls[len(sent_calls) :]) <= set(final)
+    assert [m.tool_call_id for m in row.messages if m.role == "tool"] == [
+        b["tool_use_id"] for b in context if b["type"] == "tool_result"
+    ]
+    texts = [text_of(m.content) for m in row.messages]
+    for block in context:
+        sent = block.get("text", "").strip() if block["type"] == "text" else ""
+        if block["role"] == "system":  # a system message mid-conversation: its text as it was sent
+            assert any(t.strip().startswith(sent) for t in texts), block
+        elif sent:
+            assert any(sent in t for t in texts), block

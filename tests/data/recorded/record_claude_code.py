@@ -285,23 +285,36 @@ def record(name: str, spec: dict[str, Any], claude: str) -> Path:
 
 
 def _write_requests(name: str, log: list[tuple[str, dict[str, Any]]]) -> None:
-    """What the model was offered: tool names per request, and the first main request's system text."""
+    """What the model was offered and sent: per request its kind, model, tool names and a condensed
+    context (each block's role, type, text, ids), and the first main request's system text."""
     main = [body for kind, body in log if kind == "main"]
     summary: dict[str, Any] = {
         "system": [block.get("text") for block in main[0].get("system") or ()] if main else [],
-        "main_requests": [
-            {"model": b.get("model"), "tools": [t.get("name") for t in b.get("tools") or ()]} for b in main
-        ],
+        "requests": [{"kind": kind, **_condensed(body)} for kind, body in log],
     }
-    for kind in ("subagent", "compact", "side"):
+    for kind in ("subagent", "compact"):
         bodies = [body for k, body in log if k == kind]
         if bodies:
-            summary[f"{kind}_requests"] = [
-                {"model": b.get("model"), "tools": [t.get("name") for t in b.get("tools") or ()]} for b in bodies
-            ]
-            if kind != "side":
-                summary[f"{kind}_system"] = [block.get("text") for block in bodies[0].get("system") or ()]
+            summary[f"{kind}_system"] = [block.get("text") for block in bodies[0].get("system") or ()]
     (OUT / f"{name}.requests.json").write_text(json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+
+
+def _condensed(body: dict[str, Any]) -> dict[str, Any]:
+    context = []
+    for message in body.get("messages") or ():
+        content = message.get("content")
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+        for block in blocks:
+            item = {"role": message.get("role"), "type": block.get("type")}
+            text = block.get("text") if block.get("type") == "text" else block.get("content")
+            if isinstance(text, str):
+                item["text"] = text[:300]
+            for key in ("id", "tool_use_id", "name"):
+                if block.get(key):
+                    item[key] = block[key]
+            context.append(item)
+    tools = [t.get("name") for t in body.get("tools") or ()]
+    return {"model": body.get("model"), "tools": tools, "context": context}
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ from teich.traces.protocol import Converted, Record, TraceFormat
 from teich.traces.reader import read_trace_file
 
 SUB_AGENT_TOOLS = ("Task", "Agent")
+REMINDER = ("<system-reminder>", "</system-reminder>")
 SYNTHETIC_MODEL = "<synthetic>"
 # Local commands (``/compact``, ``/model``...) and their output: sent to the model as context, not requests.
 LOCAL_COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>", "<local-command-caveat>")
@@ -269,7 +270,10 @@ class _Thread:
         if attachment.get("type") == "prompt_snapshot":
             self._prompt_snapshot(attachment)
         elif rendered:
-            self.conversation.add("developer", "\n".join(text for text in rendered if isinstance(text, str)))
+            text = "\n".join(part for part in rendered if isinstance(part, str))
+            if record.get("renderedRole") == "system":  # sent as a system message, without the reminder tags
+                text = _unwrapped_reminder(text)
+            self.conversation.add("developer", text)
         else:
             self.conversation.leave_out("claude code attachment with nothing rendered for the model")
 
@@ -291,6 +295,13 @@ class _Thread:
             self.conversation.tool_result(call_id, block.get("content") or "", is_error=block.get("is_error"))
         self.conversation.leave_out("tool call with no recorded result", len(self.waiting) - len(known))
         self.waiting = []
+
+
+def _unwrapped_reminder(text: str) -> str:
+    inner = text.strip()
+    if inner.startswith(REMINDER[0]) and inner.endswith(REMINDER[1]):
+        return inner[len(REMINDER[0]) : -len(REMINDER[1])].strip("\n")
+    return text
 
 
 def _blocks(record: Record) -> list[Record]:
