@@ -184,6 +184,23 @@ def test_claude_sub_agent_files_link_to_their_parent_and_meta_is_no_trace(tmp_pa
     assert sub.metadata["sub_agent_meta"] == {"agentType": "Explore"}
 
 
+def test_claude_2_0_agent_files_beside_the_session_link_to_it(tmp_path):
+    session = _write(tmp_path / "s1.jsonl", [
+        _cc("u1", None, "user", "look around"),
+        _cc("a1", "u1", "assistant", [_use("call_T", "Task", prompt="Count files", subagent_type="general")]),
+        _cc("r1", "a1", "user", [_result("call_T", "3 files")]),
+        _cc("a2", "r1", "assistant", [{"type": "text", "text": "Three."}]),
+    ])
+    _write(tmp_path / "agent-7f3a.jsonl", [
+        _cc("y1", None, "user", "Count files", isSidechain=True, agentId="7f3a"),
+        _cc("y2", "y1", "assistant", [{"type": "text", "text": "3 files"}], isSidechain=True, agentId="7f3a"),
+    ])
+    rows, _ = _load(tmp_path)
+    (sub,) = [r for r in rows if r.metadata.get("sub_agent")]
+    assert sub.metadata["parent_tool_call_id"] == "call_T" and sub.metadata["parent_session_id"] == "s1"
+    assert session.exists()
+
+
 def test_claude_abandoned_branch_is_counted(tmp_path):
     records = [
         _cc("u1", None, "user", "first"),

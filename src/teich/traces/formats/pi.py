@@ -110,6 +110,8 @@ def _entry(conversation: Conversation, entry: Record) -> None:
         conversation.add("user", _parts(entry.get("content")))
     elif kind == "branch_summary" and entry.get("summary"):
         conversation.add("developer", BRANCH_PREFIX + entry["summary"] + BRANCH_SUFFIX)
+    else:  # labels, session info, extensions' own entries: Pi does not send them to the model
+        conversation.leave_out(f"pi {kind} entry (not sent to the model)")
 
 
 def _message(conversation: Conversation, message: Record) -> None:
