@@ -63,12 +63,12 @@ def _merge(into: Converted, part: Converted) -> None:
 def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Converted:
     """One conversation thread (the main session or one sub-agent): a row per context."""
     path = _with_whole_responses(_chosen_path(nodes), nodes)
-    thread = _Thread(Conversation(), nodes)
+    thread = _Thread(Conversation(), nodes, name)
     thread.conversation.metadata.update(link)
     thread.conversation.leave_out("abandoned branch", _abandoned(nodes, path))
     for record in path:
-        thread.record(record, name)
-    return thread.finish(name)
+        thread.record(record)
+    return thread.finish()
 
 
 def _chosen_path(nodes: list[Record]) -> list[Record]:
@@ -179,8 +179,9 @@ def _only_tool_results(record: Record) -> bool:
 class _Thread:
     """Walks one thread's chosen path into a conversation, placing tool results after their calls."""
 
-    def __init__(self, conversation: Conversation, nodes: list[Record]) -> None:
+    def __init__(self, conversation: Conversation, nodes: list[Record], name: str) -> None:
         self.conversation = conversation
+        self.name = name
         self.by_id = {r["uuid"]: r for r in nodes}
         self.results = _results_by_call(nodes)
         self.waiting: list[str] = []  # calls of the current turn still without a result
@@ -189,7 +190,7 @@ class _Thread:
         self.resume_filler = False
         self.preserved: list[str] = []  # what a compaction kept, to follow its summary
 
-    def record(self, record: Record, name: str) -> None:
+    def record(self, record: Record) -> None:
         meta = self.conversation.metadata
         meta.setdefault("timestamp", record.get("timestamp"))
         meta.setdefault("session_id", record.get("sessionId"))
@@ -198,7 +199,7 @@ class _Thread:
             meta["cli_version"] = record["version"]
         kind = record.get("type")
         if kind == "system" and record.get("subtype") == "compact_boundary":
-            self._compaction(record, name)
+            self._compaction(record)
         elif kind == "assistant":
             self._assistant(record)
         elif kind == "user":
@@ -208,19 +209,19 @@ class _Thread:
         else:
             self.conversation.leave_out(f"claude code {kind} record (not sent to the model)")
 
-    def finish(self, name: str) -> Converted:
+    def finish(self) -> Converted:
         self._place_results()
         meta = self.conversation.metadata
         meta["provider"] = "anthropic"
         meta["usage"] = _sum_usage(self.usage.values())
-        return self.conversation.finish(name)
+        return self.conversation.finish(self.name)
 
-    def _compaction(self, boundary: Record, name: str) -> None:
+    def _compaction(self, boundary: Record) -> None:
         """A new context: the system prompt, then the summary (the next record) and the messages
         the compaction preserved."""
         self._place_results()
         system = [m for m in self.conversation.messages[:1] if m.role == "system"]
-        self.conversation.restart(name, system)
+        self.conversation.restart(self.name, system)
         preserved = ((boundary.get("compactMetadata") or {}).get("preservedMessages") or {}).get("uuids")
         self.preserved = list(preserved or [])
 
@@ -257,7 +258,7 @@ class _Thread:
     def _carry_preserved(self) -> None:
         for uuid in self.preserved:
             if uuid in self.by_id:
-                self.record(self.by_id[uuid], "")
+                self.record(self.by_id[uuid])
         self._place_results()
         self.conversation.carried_until_here()
         self.preserved = []
