@@ -95,6 +95,11 @@ class Conversation:
             self._call_names[call.id] = call.function.name
             turn.calls.append(call)
 
+    def retract_text(self, text: str) -> None:
+        """Take back the last text fragment of the open assistant turn, when it is ``text``."""
+        if self._turn is not None and self._turn.text and self._turn.text[-1] == text:
+            self._turn.text.pop()
+
     def tool_result(
         self, call_id: str, content: Content, name: str | None = None, is_error: bool | None = None
     ) -> None:

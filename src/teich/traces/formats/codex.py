@@ -68,6 +68,7 @@ class _Session:
         self.conversation = conversation
         self.meta = conversation.metadata
         self.pending: list[str] = []
+        self.last_answer: str | None = None  # the text of the item just read, when it was an answer
         self.initial_context: list[Message] = []
 
     def record(self, record: Record) -> None:
@@ -109,6 +110,7 @@ class _Session:
     def _item(self, item: Record) -> None:
         kind = item.get("type")
         conversation = self.conversation
+        self.last_answer = _text(item.get("content")) if kind == "message" and item.get("role") == "assistant" else None
         if kind in _OUTPUTS:
             call_id = item.get("call_id", "")
             if call_id in self.pending:
@@ -155,7 +157,11 @@ class _Session:
 
     def _compacted(self, payload: Record) -> None:
         """A compaction: the next context is the history Codex replaced it with, when recorded;
-        otherwise the system prompt, the initial context and the summary."""
+        otherwise the system prompt, the initial context and the summary. The answer written just
+        before the record is the summary, generated for the compaction request, not the user."""
+        if self.last_answer and self.last_answer.strip() in (payload.get("message") or ""):
+            self.conversation.retract_text(self.last_answer)
+            self.conversation.leave_out("compaction summary (answered the compaction request)")
         self._abort_pending()
         system = [m for m in self.conversation.messages[:1] if m.role == "system"]
         self.conversation.restart(Codex.name, system)
