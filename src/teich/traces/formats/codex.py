@@ -159,7 +159,8 @@ class _Session:
         """A compaction: the next context is the history Codex replaced it with, when recorded;
         otherwise the system prompt, the initial context and the summary. The answer written just
         before the record is the summary, generated for the compaction request, not the user."""
-        if self.last_answer and self.last_answer.strip() in (payload.get("message") or ""):
+        summary = self.last_answer.strip() if self.last_answer else ""
+        if summary and (payload.get("message") or "").endswith("\n" + summary):  # the summary closes the message
             self.conversation.retract_text(self.last_answer)
             self.conversation.leave_out("compaction summary (answered the compaction request)")
         self._abort_pending()
