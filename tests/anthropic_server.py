@@ -27,14 +27,12 @@ Usage::
 from __future__ import annotations
 
 import json
-import threading
-import time
-import traceback
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from scripted_http import RecordedRequest, ScriptedHandler, ScriptedHTTPServer, new_id
 
 __all__ = ["AnthropicServer", "Error", "RecordedRequest", "Reply"]
 
@@ -78,38 +76,9 @@ class Error:
         return {"type": "error", "error": {"type": kind, "message": self.message or f"Scripted error {self.status}"}}
 
 
-@dataclass
-class RecordedRequest:
-    """A request as the server saw it. ``headers`` has lower-case names."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    time: float
-
-
-Entry = Reply | Error | Sequence[Mapping[str, Any]] | str | int | Callable[[Any], Any]
-Script = Sequence[Entry] | Callable[[Any], Any]
-
-
-def _id(prefix: str) -> str:
-    return prefix + uuid.uuid4().hex[:24]
-
-
 def _tokens(value: Any) -> int:
     """A deterministic stand-in for a tokenizer: about four characters a token."""
     return max(1, len(value if isinstance(value, str) else json.dumps(value)) // 4)
-
-
-def _coerce(entry: Any) -> Reply | Error:
-    if isinstance(entry, (Reply, Error)):
-        return entry
-    if isinstance(entry, bool) or not isinstance(entry, (int, str, list, tuple)):
-        raise TypeError(f"script entry must be blocks, str, int, Reply or Error, got {type(entry).__name__}")
-    if isinstance(entry, int):
-        return Error(entry)
-    return Reply(entry)
 
 
 def _blocks(reply: Reply) -> list[dict[str, Any]]:
@@ -121,7 +90,7 @@ def _blocks(reply: Reply) -> list[dict[str, Any]]:
         if block["type"] == "tool_use":
             block = {
                 "type": "tool_use",
-                "id": block.get("id") or _id("toolu_"),
+                "id": block.get("id") or new_id("toolu_"),
                 "name": block["name"],
                 "input": block.get("input", {}),
             }
@@ -142,7 +111,7 @@ def _message(reply: Reply, body: Mapping[str, Any], blocks: list[dict[str, Any]]
         **reply.usage,
     }
     return {
-        "id": _id("msg_"),
+        "id": new_id("msg_"),
         "type": "message",
         "role": "assistant",
         "model": reply.model or body.get("model"),
@@ -185,149 +154,64 @@ def _events(message: dict[str, Any], chunk: int) -> Iterator[dict[str, Any]]:
     yield {"type": "message_stop"}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(ScriptedHandler):
     server_version = "ScriptedAnthropic/1.0"
     timeout = 30
-    server: Any
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
-        pass
+    def send_error_reply(self, status: int, message: str | None = None) -> None:
+        self._send_json(status, Error(status, message).body())
 
-    def _send(self, status: int, payload: Any, headers: Mapping[str, str] = ()) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.send_header("request-id", _id("req_"))
-        for name, value in dict(headers).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._handle("POST")
-
-    def _handle(self, method: str) -> None:
-        owner: AnthropicServer = self.server.owner
-        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        path = self.path.split("?", 1)[0]
-        owner._record(RecordedRequest(method, path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
-        try:
-            if method == "POST" and path == "/v1/messages/count_tokens" and isinstance(body, dict):
-                self._send(200, {"input_tokens": _message(Reply(""), body, [])["usage"]["input_tokens"]})
-            elif method == "POST" and path == "/v1/messages" and isinstance(body, dict):
-                self._messages(owner._next(body), body)
-            elif method == "POST" and path == "/v1/messages":
-                self._send(400, Error(400, "Request body is not a JSON object.").body())
-            else:
-                self._send(404, Error(404, f"Not found: {method} {path}").body())
-        except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            self.close_connection = True
+    def dispatch(self, request: RecordedRequest) -> None:
+        method, path, body = request.method, request.path, request.body
+        if method == "POST" and path == "/v1/messages/count_tokens" and isinstance(body, dict):
+            self._send_json(200, {"input_tokens": _message(Reply(""), body, [])["usage"]["input_tokens"]})
+        elif method == "POST" and path == "/v1/messages" and isinstance(body, dict):
+            self._messages(self.server.owner._next(body), body)
+        elif method == "POST" and path == "/v1/messages":
+            self.send_error_reply(400, "Request body is not a JSON object.")
+        else:
+            self.send_error_reply(404, f"Not found: {method} {path}")
 
     def _messages(self, reply: Reply | Error, body: Mapping[str, Any]) -> None:
         if isinstance(reply, Error):
-            self._send(reply.status, reply.body(), reply.headers)
+            self._send_json(reply.status, reply.body(), reply.headers)
             return
         message = _message(reply, body, _blocks(reply))
         if not body.get("stream"):
-            self._send(200, message)
+            self._send_json(200, message)
             return
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
-        self.send_header("transfer-encoding", "chunked")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("request-id", _id("req_"))
-        self.end_headers()
+        self._start_stream()
         for event in _events(message, max(1, reply.chunk_size)):
-            data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-            self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
-        self.wfile.write(b"0\r\n\r\n")
+            self._write_event(event, event["type"])
+        self._end_stream()
 
 
-class AnthropicServer:
-    """An Anthropic Messages API server on 127.0.0.1 answering ``/v1/messages`` from ``script``.
+class AnthropicServer(ScriptedHTTPServer):
+    """An Anthropic Messages API server on 127.0.0.1 answering ``/v1/messages`` from ``script``: a list of
+    entries (content blocks, ``str``, :class:`Reply`, :class:`Error`, ``int``, or ``callable(body) -> entry``)
+    consumed one per request, or a single callable ``(body) -> entry`` called for every request.
 
     When a list script runs out, or a script function raises, the server answers 500 with
     ``x-should-retry: false`` and records the problem in :attr:`errors`.
     """
 
-    def __init__(self, script: Script = ()) -> None:
-        self._lock = threading.Lock()
-        self._requests: list[RecordedRequest] = []
-        self.errors: list[str] = []
-        self._script = script if callable(script) else list(script)
-        self._position = 0
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> AnthropicServer:
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.daemon_threads = True
-        httpd.owner = self  # type: ignore[attr-defined]
-        self._httpd = httpd
-        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        return self
-
-    def close(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> AnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    @property
-    def port(self) -> int:
-        assert self._httpd is not None, "server is not running"
-        return self._httpd.server_address[1]
+    handler = _Handler
+    generation_paths = ("/v1/messages",)
+    thread_name = "scripted-anthropic"
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT``: the SDK's ``base_url`` and Claude Code's ``ANTHROPIC_BASE_URL``."""
         return f"http://127.0.0.1:{self.port}"
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received, in arrival order (a copy)."""
-        with self._lock:
-            return list(self._requests)
+    def _coerce(self, value: Any) -> Reply | Error:
+        if isinstance(value, (Reply, Error)):
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, str, list, tuple)):
+            raise TypeError(f"script entry must be blocks, str, int, Reply or Error, got {type(value).__name__}")
+        if isinstance(value, int):
+            return Error(value)
+        return Reply(value)
 
-    @property
-    def bodies(self) -> list[Any]:
-        """The JSON bodies of the ``POST /v1/messages`` requests."""
-        return [r.body for r in self.requests if r.path == "/v1/messages"]
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
-
-    def _next(self, body: Any) -> Reply | Error:
-        try:
-            with self._lock:
-                if callable(self._script):
-                    entry = self._script
-                elif self._position < len(self._script):
-                    entry = self._script[self._position]
-                    self._position += 1
-                else:
-                    raise LookupError(f"script exhausted after {len(self._script)} entries")
-            while callable(entry):
-                entry = entry(body)
-            return _coerce(entry)
-        except Exception:
-            problem = traceback.format_exc()
-            with self._lock:
-                self.errors.append(problem)
-            message = "script failed: " + problem.strip().splitlines()[-1]
-            return Error(500, message, headers={"x-should-retry": "false"})
+    def _failure(self, message: str, headers: Mapping[str, str]) -> Error:
+        return Error(500, message, headers=headers)

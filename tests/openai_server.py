@@ -29,16 +29,12 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import socket
-import sys
-import threading
 import time
-import traceback
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from scripted_http import RecordedRequest, ScriptedHandler, ScriptedHTTPServer, new_id
 
 __all__ = [
     "FAST_RETRY",
@@ -55,7 +51,6 @@ __all__ = [
 # (``retry-after: 0`` does NOT do that: the SDK only honours values > 0 and falls back to backoff.)
 FAST_RETRY: dict[str, str] = {"retry-after-ms": "1"}
 
-_MAX_BODY = 64 * 1024 * 1024
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _PIECE = re.compile(r"\S+\s*|\s+")
 
@@ -147,32 +142,8 @@ class Fault:
     reply: Reply | None = None
 
 
-@dataclass
-class RecordedRequest:
-    """A request as the server saw it. ``headers`` has lower-case names (``headers["authorization"]``)."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-    raw: bytes
-    time: float
-
-    @property
-    def json(self) -> Any:
-        return self.body
-
-
 ScriptEntry = Reply | Fault | str | Callable[[Any], Reply | Fault | str]
 Script = Sequence[ScriptEntry] | Callable[[Any], Reply | Fault | str]
-
-
-class _Abort(Exception):
-    """The server is shutting down, or the connection is gone: stop handling this request."""
-
-
-def _new_id(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
 def _pieces(text: str, chunk_size: int | None) -> list[str]:
@@ -190,7 +161,7 @@ def _normalize_tool_calls(tool_calls: Sequence[Mapping[str, Any]] | None) -> lis
         arguments = function.get("arguments", "")
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
-        normalized.append({"id": call.get("id") or _new_id("call_"), "name": function["name"], "arguments": arguments})
+        normalized.append({"id": call.get("id") or new_id("call_"), "name": function["name"], "arguments": arguments})
     return normalized
 
 
@@ -345,17 +316,17 @@ class _Rendered:
         items: list[dict[str, Any]] = []
         if self.reasoning or self.reply.reasoning is not None:
             summary = [{"type": "summary_text", "text": self.reasoning}] if summarize and self.reasoning else []
-            items.append({"id": _new_id("rs_"), "type": "reasoning", "summary": summary})
+            items.append({"id": new_id("rs_"), "type": "reasoning", "summary": summary})
         if self.content or not self.tool_calls:
             status = "incomplete" if self.finish_reason == "length" else "completed"
             text = {"type": "output_text", "annotations": [], "logprobs": [], "text": self.content or ""}
             items.append(
-                {"id": _new_id("msg_"), "type": "message", "status": status, "role": "assistant", "content": [text]}
+                {"id": new_id("msg_"), "type": "message", "status": status, "role": "assistant", "content": [text]}
             )
         for call in self.tool_calls:
             items.append(
                 {
-                    "id": _new_id("fc_"),
+                    "id": new_id("fc_"),
                     "type": "function_call",
                     "status": "completed",
                     "arguments": call["arguments"],
@@ -445,123 +416,19 @@ class _Rendered:
         yield {"type": f"response.{final['status']}", "response": final}
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-    owner: ScriptedServer
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client hanging up (after a timeout, or mid-stream) is its business, not a server error.
-        if not isinstance(sys.exc_info()[1], OSError):
-            with self.owner._lock:
-                self.owner._errors.append(traceback.format_exc())
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(ScriptedHandler):
     server_version = "ScriptedOpenAI/1.0"
-    sys_version = ""
-    timeout = 15  # seconds of socket inactivity before an idle/stuck connection is dropped
-    server: _HTTPServer
+    request_id_header = "x-request-id"
+    json_headers = {"openai-processing-ms": "1"}
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's name
-        pass
+    def send_error_reply(self, status: int, message: str | None = None) -> None:
+        self._send_json(status, _error_body(status, message))
 
-    def setup(self) -> None:
-        super().setup()
-        self.server.owner._track(self.connection, add=True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.owner._track(self.connection, add=False)
-
-    # -- plumbing ---------------------------------------------------------------------------------
-
-    def _wait(self, seconds: float) -> None:
-        if seconds > 0 and self.server.owner._stopping.wait(seconds):
-            raise _Abort
-
-    def _send_bytes(self, status: int, data: bytes, content_type: str, headers: Mapping[str, str] = ()) -> None:
-        self.send_response(status)
-        self.send_header("content-type", content_type)
-        self.send_header("content-length", str(len(data)))
-        self.send_header("x-request-id", _new_id("req_"))
-        self.send_header("openai-processing-ms", "1")
-        for name, value in dict(headers).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send_json(self, status: int, payload: Any, headers: Mapping[str, str] = ()) -> None:
-        self._send_bytes(status, json.dumps(payload).encode(), "application/json", headers)
-
-    def _start_stream(self) -> None:
-        self.send_response(200)
-        self.send_header("content-type", "text/event-stream; charset=utf-8")
-        self.send_header("transfer-encoding", "chunked")
-        self.send_header("cache-control", "no-cache")
-        self.send_header("x-request-id", _new_id("req_"))
-        self.end_headers()
-
-    def _write_chunk(self, data: bytes) -> None:
-        if self.server.owner._stopping.is_set():
-            raise _Abort
-        self.wfile.write(b"%X\r\n%s\r\n" % (len(data), data))
-
-    def _end_stream(self) -> None:
-        self.wfile.write(b"0\r\n\r\n")
-
-    def _drop(self) -> None:
-        """Close the connection abruptly, without finishing the response."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.shutdown(socket.SHUT_RDWR)
-
-    # -- dispatch ---------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._handle("GET")
-
-    def do_POST(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._handle("POST")
-
-    def do_DELETE(self) -> None:  # noqa: N802 - BaseHTTPRequestHandler's name
-        self._handle("DELETE")
-
-    def _handle(self, method: str) -> None:
+    def dispatch(self, request: RecordedRequest) -> None:
         owner = self.server.owner
-        owner._enter()
-        try:
-            self._dispatch(method)
-        except _Abort:
-            self._drop()
-        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, TimeoutError):
-            self.close_connection = True
-        finally:
-            owner._leave()
-
-    def _dispatch(self, method: str) -> None:
-        owner = self.server.owner
-        length = int(self.headers.get("content-length") or 0)
-        if length > _MAX_BODY:
-            self.close_connection = True
-            self._send_json(413, _error_body(413, "Request body too large."))
-            return
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        path = self.path.split("?", 1)[0]
-        owner._record(
-            RecordedRequest(method, path, {k.lower(): v for k, v in self.headers.items()}, body, raw, time.time())
-        )
-
+        method, path, body = request.method, request.path, request.body
         if owner.api_key is not None and self.headers.get("authorization") != f"Bearer {owner.api_key}":
-            self._send_json(401, _error_body(401))
+            self.send_error_reply(401)
             return
         if method == "GET" and path == "/v1/models":
             self._send_json(200, {"object": "list", "data": [owner._model(name) for name in owner.models]})
@@ -571,17 +438,17 @@ class _Handler(BaseHTTPRequestHandler):
             if name in owner.models:
                 self._send_json(200, owner._model(name))
             else:
-                self._send_json(404, _error_body(404, f"The model '{name}' does not exist"))
+                self.send_error_reply(404, f"The model '{name}' does not exist")
             return
         if method != "POST" or path not in ("/v1/chat/completions", "/v1/responses"):
-            self._send_json(404, _error_body(404, f"Unknown request URL: {method} {path}."))
+            self.send_error_reply(404, f"Unknown request URL: {method} {path}.")
             return
         if not isinstance(body, dict):
-            self._send_json(400, _error_body(400, "We could not parse the JSON body of your request."))
+            self.send_error_reply(400, "We could not parse the JSON body of your request.")
             return
         problem = owner._validate(path, body)
         if problem:
-            self._send_json(400, _error_body(400, problem))
+            self.send_error_reply(400, problem)
             return
 
         entry = owner._next(body)
@@ -589,15 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._wait(entry.delay)
             if entry.disconnect:
                 if body.get("stream"):
-                    rendered = _Rendered(entry.reply or Reply(content=""), body)
                     self._start_stream()
-                    if path == "/v1/responses":
-                        first = next(rendered.response_events(_new_id("resp_"), body, True))
-                        first = {"type": first["type"], "sequence_number": 0, **first}
-                        self._write_chunk(f"event: {first['type']}\ndata: {json.dumps(first)}\n\n".encode())
-                    else:
-                        chunk = next(rendered.chat_chunks(_new_id("chatcmpl-"), owner.reasoning_field, False))
-                        self._write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+                    self._write_first_event(path, _Rendered(entry.reply or Reply(content=""), body), body)
                 self._drop()
                 return
             if entry.status is not None:
@@ -625,23 +485,26 @@ class _Handler(BaseHTTPRequestHandler):
                 200, b'{"id": "broken", "object": "chat.completion", "choices": [', "application/json", headers
             )
             return
-        rendered = _Rendered(Reply(content=""), body)
         self._start_stream()
+        self._write_first_event(path, _Rendered(Reply(content=""), body), body)
         if path == "/v1/responses":
-            first = next(rendered.response_events(_new_id("resp_"), body, True))
-            first = {"type": first["type"], "sequence_number": 0, **first}
-            self._write_chunk(f"event: {first['type']}\ndata: {json.dumps(first)}\n\n".encode())
             self._write_chunk(b'event: response.in_progress\ndata: {"type": "response.in_progress", "sequ\n\n')
         else:
-            first = next(rendered.chat_chunks(_new_id("chatcmpl-"), self.server.owner.reasoning_field, False))
-            self._write_chunk(b"data: " + json.dumps(first).encode() + b"\n\n")
             self._write_chunk(b'data: {"id": "chatcmpl-broken", "choices": [{"delta": \n\n')
             self._write_chunk(b"data: [DONE]\n\n")
         self._end_stream()
 
+    def _write_first_event(self, path: str, rendered: _Rendered, body: Mapping[str, Any]) -> None:
+        """The first event of a stream (what a fault sends before it breaks the stream)."""
+        if path == "/v1/responses":
+            first = next(rendered.response_events(new_id("resp_"), body, True))
+            self._write_event({"type": first["type"], "sequence_number": 0, **first}, first["type"])
+        else:
+            self._write_event(next(rendered.chat_chunks(new_id("chatcmpl-"), self.server.owner.reasoning_field, False)))
+
     def _chat(self, rendered: _Rendered, body: Mapping[str, Any]) -> None:
         owner = self.server.owner
-        completion_id = _new_id("chatcmpl-")
+        completion_id = new_id("chatcmpl-")
         if not body.get("stream"):
             self._send_json(200, rendered.chat_completion(completion_id, owner.reasoning_field))
             return
@@ -651,13 +514,13 @@ class _Handler(BaseHTTPRequestHandler):
         for index, chunk in enumerate(rendered.chat_chunks(completion_id, owner.reasoning_field, include_usage)):
             if index:
                 self._wait(rendered.reply.stream_delay)
-            self._write_chunk(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            self._write_event(chunk)
         self._write_chunk(b"data: [DONE]\n\n")
         self._end_stream()
 
     def _responses(self, rendered: _Rendered, body: Mapping[str, Any]) -> None:
         owner = self.server.owner
-        response_id = _new_id("resp_")
+        response_id = new_id("resp_")
         reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), Mapping) else {}
         summarize = not owner.strict_reasoning_summary or bool(reasoning.get("summary"))
         if not body.get("stream"):
@@ -669,11 +532,11 @@ class _Handler(BaseHTTPRequestHandler):
             if sequence_number:
                 self._wait(rendered.reply.stream_delay)
             event = {"type": event["type"], "sequence_number": sequence_number, **event}
-            self._write_chunk(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+            self._write_event(event, event["type"])
         self._end_stream()
 
 
-class ScriptedServer:
+class ScriptedServer(ScriptedHTTPServer):
     """An OpenAI-compatible server on 127.0.0.1 that answers from a script.
 
     Parameters:
@@ -693,6 +556,10 @@ class ScriptedServer:
     ``x-should-retry: false`` (so the SDK does not retry) and records the problem in :attr:`errors`.
     """
 
+    handler = _Handler
+    generation_paths = ("/v1/chat/completions", "/v1/responses")
+    thread_name = "scripted-openai"
+
     def __init__(
         self,
         script: Script = (),
@@ -708,152 +575,22 @@ class ScriptedServer:
         self.api_key = api_key
         self.validate = validate
         self.strict_reasoning_summary = strict_reasoning_summary
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._connections: set[socket.socket] = set()
-        self._requests: list[RecordedRequest] = []
-        self._errors: list[str] = []
-        self._in_flight = 0
-        self._max_in_flight = 0
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.set_script(script)
-
-    # -- lifecycle --------------------------------------------------------------------------------
-
-    def start(self) -> ScriptedServer:
-        if self._httpd is not None:
-            return self
-        self._stopping.clear()
-        httpd = _HTTPServer(("127.0.0.1", 0), _Handler)
-        httpd.owner = self
-        self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="scripted-openai", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop serving: wakes delayed handlers, drops open connections; returns within ~1 s."""
-        httpd = self._httpd
-        if httpd is None:
-            return
-        self._stopping.set()
-        httpd.shutdown()
-        httpd.server_close()
-        with self._lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=1.0)
-        deadline = time.monotonic() + 1.0
-        while self._in_flight and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self._httpd = None
-        self._thread = None
-
-    def __enter__(self) -> ScriptedServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # -- public state -----------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        if self._httpd is None:
-            raise RuntimeError("server is not running")
-        return self._httpd.server_address[1]
+        super().__init__(script)
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT/v1``: pass as ``base_url`` to ``openai.OpenAI``/``AsyncOpenAI``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received, in arrival order (a copy)."""
-        with self._lock:
-            return list(self._requests)
+    def _coerce(self, value: Any) -> Reply | Fault:
+        if isinstance(value, str):
+            value = Reply(content=value)
+        if not isinstance(value, (Reply, Fault)):
+            raise TypeError(f"script entry must be Reply, Fault or str, got {type(value).__name__}")
+        return value
 
-    @property
-    def bodies(self) -> list[Any]:
-        """The JSON bodies of the generation requests (``/chat/completions`` and ``/responses``)."""
-        return [r.body for r in self.requests if r.path in ("/v1/chat/completions", "/v1/responses")]
-
-    @property
-    def errors(self) -> list[str]:
-        """Problems on the server side: exhausted script, script exceptions, handler crashes."""
-        with self._lock:
-            return list(self._errors)
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    @property
-    def max_in_flight(self) -> int:
-        """The most requests the server was handling at once (streams count until their last byte)."""
-        return self._max_in_flight
-
-    @property
-    def remaining(self) -> int | None:
-        """Unconsumed entries of a list script (``None`` for a function script)."""
-        with self._lock:
-            return None if self._function is not None else len(self._queue) - self._position
-
-    def set_script(self, script: Script) -> None:
-        """Replace the script (the position restarts at its first entry)."""
-        with self._lock:
-            if callable(script) and not isinstance(script, (Reply, Fault)):
-                self._function: Callable[[Any], Reply | Fault | str] | None = script
-                self._queue: list[ScriptEntry] = []
-            else:
-                if isinstance(script, (Reply, Fault, str)):
-                    raise TypeError("script must be a list of entries or a function, not a single entry")
-                self._function = None
-                self._queue = list(script)
-            self._position = 0
-
-    def extend(self, *entries: ScriptEntry) -> None:
-        """Append entries to a list script."""
-        with self._lock:
-            if self._function is not None:
-                raise TypeError("the script is a function")
-            self._queue.extend(entries)
-
-    def reset(self) -> None:
-        """Forget recorded requests, errors and the in-flight maximum."""
-        with self._lock:
-            self._requests.clear()
-            self._errors.clear()
-            self._max_in_flight = self._in_flight
-
-    # -- used by the handler ----------------------------------------------------------------------
-
-    def _track(self, connection: socket.socket, *, add: bool) -> None:
-        with self._lock:
-            if add:
-                self._connections.add(connection)
-            else:
-                self._connections.discard(connection)
-
-    def _enter(self) -> None:
-        with self._lock:
-            self._in_flight += 1
-            self._max_in_flight = max(self._max_in_flight, self._in_flight)
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self._requests.append(request)
+    def _failure(self, message: str, headers: Mapping[str, str]) -> Fault:
+        return Fault(500, _error_body(500, message), headers)
 
     def _model(self, name: str) -> dict[str, Any]:
         return {"id": name, "object": "model", "created": 1700000000, "owned_by": "scripted"}
@@ -868,35 +605,6 @@ class ScriptedServer:
             if not isinstance(messages, list) or not messages:
                 return "'messages' must be a non-empty array"
         return None
-
-    def _next(self, body: Any) -> Reply | Fault:
-        with self._lock:
-            function = self._function
-            entry: ScriptEntry | None = None
-            if function is None:
-                if self._position < len(self._queue):
-                    entry = self._queue[self._position]
-                    self._position += 1
-                else:
-                    message = f"script exhausted after {len(self._queue)} entries"
-                    self._errors.append(message)
-                    return Fault(500, _error_body(500, message), {"x-should-retry": "false"})
-        try:
-            resolved: Any = function(body) if function is not None else entry
-            if callable(resolved) and not isinstance(resolved, (Reply, Fault)):
-                resolved = resolved(body)
-            if isinstance(resolved, str):
-                resolved = Reply(content=resolved)
-            if not isinstance(resolved, (Reply, Fault)):
-                raise TypeError(f"script entry must be Reply, Fault or str, got {type(resolved).__name__}")
-            return resolved
-        except Exception:
-            message = traceback.format_exc()
-            with self._lock:
-                self._errors.append(message)
-            return Fault(
-                500, _error_body(500, "script raised: " + message.strip().splitlines()[-1]), {"x-should-retry": "false"}
-            )
 
 
 @contextlib.contextmanager

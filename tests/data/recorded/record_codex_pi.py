@@ -247,8 +247,30 @@ def shell(command: str, call_id: str, **extra: Any) -> dict[str, Any]:
 CODEX_COMPACTION_LIMITS = ["model_context_window = 100000", "model_auto_compact_token_limit = 50000"]
 BIG = 60000  # prompt tokens reported to push Codex over model_auto_compact_token_limit
 
+
+def _stopped_sleep(interrupt_signal: str, stopped: str) -> dict[str, Any]:
+    """A session whose first turn's ``sleep 30`` is stopped by ``interrupt_signal`` 2 s after it starts,
+    and whose second turn moves on (its answer says the sleep was ``stopped``)."""
+    long_sleep = shell("sleep 30 && echo finished", "call_long_sleep", yield_time_ms=30000)
+    return {
+        "steps": [
+            {
+                "prompt": "Wait for the build: run `sleep 30` and then tell me it finished.",
+                "replies": [Reply(content="I'll wait for it.", tool_calls=[long_sleep])],
+                "interrupt_after": 2.0,
+                "interrupt_signal": interrupt_signal,
+            },
+            {
+                "prompt": "Never mind the wait. Just say hello.",
+                "replies": [Reply(content=f"Hello! (The sleep was {stopped} before it finished.)")],
+            },
+        ],
+    }
+
+
 # Each Codex session: config lines, files, and steps. A step is a dict: ``prompt``, ``replies``,
-# optional ``args`` (extra CLI flags), ``interrupt_after`` (seconds after the first command starts).
+# optional ``args`` (extra CLI flags), ``interrupt_after`` (seconds after the first command starts)
+# and ``interrupt_signal`` (``"SIGINT"``, the default, or ``"SIGKILL"``).
 CODEX_SESSIONS: dict[str, dict[str, Any]] = {
     "auto-compaction": {
         "config": CODEX_COMPACTION_LIMITS,
@@ -291,45 +313,10 @@ CODEX_SESSIONS: dict[str, dict[str, Any]] = {
             },
         ],
     },
-    "interrupted-call": {
-        "steps": [
-            {
-                "prompt": "Wait for the build: run `sleep 30` and then tell me it finished.",
-                "replies": [
-                    Reply(
-                        content="I'll wait for it.",
-                        tool_calls=[shell("sleep 30 && echo finished", "call_long_sleep", yield_time_ms=30000)],
-                    )
-                ],
-                "interrupt_after": 2.0,
-            },
-            {
-                "prompt": "Never mind the wait. Just say hello.",
-                "replies": [Reply(content="Hello! (The sleep was interrupted before it finished.)")],
-            },
-        ],
-    },
-    "killed-call": {
-        # as interrupted-call, but the CLI (and the command's process group) is killed outright, so
-        # Codex writes nothing for the unfinished call and must make up its output on resume
-        "steps": [
-            {
-                "prompt": "Wait for the build: run `sleep 30` and then tell me it finished.",
-                "replies": [
-                    Reply(
-                        content="I'll wait for it.",
-                        tool_calls=[shell("sleep 30 && echo finished", "call_long_sleep", yield_time_ms=30000)],
-                    )
-                ],
-                "interrupt_after": 2.0,
-                "interrupt_signal": "SIGKILL",
-            },
-            {
-                "prompt": "Never mind the wait. Just say hello.",
-                "replies": [Reply(content="Hello! (The sleep was killed before it finished.)")],
-            },
-        ],
-    },
+    "interrupted-call": _stopped_sleep("SIGINT", "interrupted"),
+    # as interrupted-call, but the CLI (and the command's process group) is killed outright, so
+    # Codex writes nothing for the unfinished call and must make up its output on resume
+    "killed-call": _stopped_sleep("SIGKILL", "killed"),
     "two-models": {
         "steps": [
             {
