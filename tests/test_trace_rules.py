@@ -18,6 +18,8 @@ import zstandard
 from teich import TrainingExample, detect_trace_type, load_traces
 from teich.traces import protocol
 
+TESTS_DATA = Path(__file__).resolve().parent / "data"
+
 
 def _write(path: Path, records: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -394,3 +396,15 @@ def test_a_new_format_is_one_module(tmp_path, monkeypatch):
         monkeypatch.undo()
         protocol.registered_formats.cache_clear()
         sys.modules.pop("teich.traces.formats.toy", None)
+
+
+def test_hermes_failures_are_marked_and_offered_tools_come_from_its_catalog():
+    path = TESTS_DATA / "recorded" / "hermes" / "reasoning-tool-error.jsonl"
+    raw = json.loads(path.read_text().splitlines()[0])
+    results = [json.loads(m["content"]) for m in raw["messages"] if m["role"] == "tool"]
+    (row,), _ = _load(path)
+    # both results report a failure in their own JSON (exit code 1, a "File not found" error)
+    assert [m.is_error for m in row.messages if m.role == "tool"] == [
+        bool(r.get("exit_code") or r.get("error")) for r in results
+    ] == [True, True]
+    assert row.metadata["tool_schema_source"] == "catalog" and len(row.tools) == 18

@@ -315,6 +315,6 @@ def add_openai_message(conversation: Conversation, message: Message) -> None:
         text = text_of(message.content)
         conversation.assistant(text=text, reasoning=message.reasoning_content, tool_calls=message.tool_calls or [])
     elif message.role == "tool":
-        conversation.tool_result(message.tool_call_id or "", message.content, message.name)
+        conversation.tool_result(message.tool_call_id or "", message.content, message.name, message.is_error)
     else:
         conversation.add(message.role, message.content, name=message.name)

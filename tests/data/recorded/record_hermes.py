@@ -119,6 +119,10 @@ class Router:
             for kind, body in self.log
         ]
 
+    def offered_tools(self) -> list[dict[str, Any]]:
+        """The tool schemas of the first main request, as sent."""
+        return next(body.get("tools") or [] for kind, body in self.log if kind == "main")
+
     def system_text(self) -> str:
         body = next(body for kind, body in self.log if kind == "main")
         first = body["messages"][0]
@@ -243,6 +247,7 @@ def record(name: str, session: Session, hermes: Path) -> None:
     shutil.copyfile(export, OUT / f"{name}.jsonl")
     (OUT / f"{name}.requests.json").write_text(json.dumps(router.requests(), indent=1, ensure_ascii=False) + "\n")
     (OUT / f"{name}.system.txt").write_text(router.system_text())
+    (OUT / f"{name}.tools.json").write_text(json.dumps(router.offered_tools(), indent=1, ensure_ascii=False) + "\n")
     print(f"{name}: session {session_id}, {len(router.log)} requests -> {OUT / name}.jsonl", file=sys.stderr)
 
 

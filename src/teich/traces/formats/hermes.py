@@ -42,8 +42,16 @@ class Hermes(TraceFormat):
         for message in json_or_value(row.get("messages") or []):
             if message.get("tool_name") and not message.get("name"):
                 message = {**message, "name": message["tool_name"]}
+            if message.get("role") == "tool" and _failed(message.get("content")):
+                message = {**message, "is_error": True}
             add_openai_message(conversation, parse_message(message))
         return conversation.finish(self.name)
+
+
+def _failed(content: object) -> bool:
+    """Hermes tools report failure inside their JSON result: a non-zero ``exit_code`` or an ``error``."""
+    result = json_or_value(content) if isinstance(content, str) and content.startswith("{") else content
+    return isinstance(result, dict) and (result.get("exit_code") not in (None, 0) or bool(result.get("error")))
 
 
 FORMAT = Hermes()
