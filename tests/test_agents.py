@@ -18,7 +18,7 @@ from model_families import family_tokenizer
 from openai_server import Fault, Reply, scripted_servers
 from typer.testing import CliRunner
 
-from teich import TrainingExample, load_traces, mask_data, prepare_data
+from teich import TrainingExample, audit, load_traces, mask_data, prepare_data
 from teich.cli import app
 from teich.generate.agents.clis import AGENT_CLIS
 from teich.generate.agents.install import ensure_installed
@@ -133,7 +133,8 @@ def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
     trainer = SimpleNamespace(train_dataset=dataset, eval_dataset=None, args=SimpleNamespace(max_length=None))
     masked = mask_data(trainer, tokenizer=tokenizer, train_on_reasoning=False, audit=False).train_dataset[0]
     trained = [t for t, label in zip(masked["input_ids"], masked["labels"], strict=True) if label != -100]
-    assert "echo hello > hello.txt" in tokenizer.decode(trained) and trainer.teich_audit.by_kind["tool_call"] > 0
+    assert "echo hello > hello.txt" in tokenizer.decode(trained)
+    assert audit(trainer.train_dataset).by_kind["tool_call"] > 0
     (prepared,) = dataset
     tool_spans = [s for s in prepared["spans"] if s["kind"] == "tool_call"]
     assert len(tool_spans) == 2 and name in prepared["text"][tool_spans[0]["start"] : tool_spans[0]["end"]]

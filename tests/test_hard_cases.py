@@ -15,12 +15,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import datasets
+import numpy as np
 import pytest
 from model_families import family_tokenizer
 
 import teich.prepare
-from teich import TeichError, TrainingExample, mask_data, prepare_data, row_fits_context, validate_tool_calls
-from teich.labels import DEFAULT_KINDS, IGNORE_INDEX, TokenSpans, labels_for
+from teich import TeichError, TrainingExample, audit, mask_data, prepare_data, row_fits_context, validate_tool_calls
+from teich.labels import DEFAULT_KINDS, IGNORE_INDEX, TokenSpans, span_mask
 from teich.render import template_messages
 from teich.schema import text_of
 from teich.sources import LoadReport, iter_examples
@@ -70,6 +71,10 @@ def _prepare(source: Any, tok: Any, expected: Any = None, **kwargs: Any) -> tupl
 def _token_spans(row: dict[str, Any]) -> TokenSpans:
     records = row["spans"]
     return TokenSpans(tuple(r["kind"] for r in records), tuple((r["token_start"], r["token_end"]) for r in records))
+
+
+def labels_for(input_ids: list[int], spans: TokenSpans, kinds: frozenset[str] | set[str]) -> list[int]:
+    return np.where(span_mask(len(input_ids), spans, kinds), input_ids, IGNORE_INDEX).tolist()
 
 
 def _trained(row: dict[str, Any], kinds: frozenset[str] | set[str]) -> set[int]:
@@ -233,7 +238,8 @@ def test_qwen3_6_kind_texts_and_mask_data_policy(tmp_path: Path) -> None:
     trained_text = tok.decode([t for t, label in zip(row["input_ids"], labels, strict=True) if label != IGNORE_INDEX])
     assert "I should call ls first." not in trained_text and "Python files" not in trained_text
     assert "There are two files" in trained_text and "ls -la" in trained_text
-    assert trainer.teich_audit.by_kind["reasoning"] == 0 and trainer.teich_audit.by_kind["tool_call"] > 0
+    report = audit(trainer.train_dataset)
+    assert report.by_kind["reasoning"] == 0 and report.by_kind["tool_call"] > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""``mask_data`` on real TRL ``SFTTrainer`` objects: labels for a policy, packing, truncation, preview.
+"""``mask_data`` on real TRL ``SFTTrainer`` objects: labels for a policy, packing, truncation, preview, audit.
 
 Every expected label here is computed from the ``spans`` column's ``token_start``/``token_end``
 (a token is trained when it lies in a span of a trained kind), independently of ``teich.labels``.
@@ -18,16 +18,25 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-import torch
-import transformers
 from model_families import family_tokenizer
-from trl import SFTConfig, SFTTrainer
+from sft_batches import collated_rows, make_trainer, tiny_model
 
 import teich.mask
 import teich.prepare
 import teich.render
 import teich.templates
-from teich import MaskAudit, TeichError, TrainingExample, load_traces, mask_data, prepare_data, preview_sft_example
+from teich import (
+    MaskAudit,
+    TeichError,
+    TrainingExample,
+    audit,
+    load_traces,
+    mask_data,
+    prepare_data,
+    preview,
+    preview_sft_example,
+    relabel,
+)
 from teich.traces.conversation import complete_tool_schemas
 
 IGNORE = -100
@@ -117,32 +126,7 @@ def prepared(rows_file, tok):
 
 @pytest.fixture(scope="module")
 def model(tok):
-    torch.manual_seed(0)
-    config = transformers.Qwen2Config(
-        vocab_size=len(tok),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        tie_word_embeddings=True,
-    )
-    return transformers.AutoModelForCausalLM.from_config(config)
-
-
-def make_trainer(model, tok, dataset, out: Path, **config: Any) -> SFTTrainer:
-    settings = {"max_length": 512, "per_device_train_batch_size": 2, **config}
-    args = SFTConfig(
-        output_dir=str(out),
-        max_steps=1,
-        report_to=[],
-        use_cpu=True,
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        **settings,
-    )
-    return SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok)
+    return tiny_model(tok)
 
 
 def kinds_of(policy: dict[str, bool]) -> set[str]:
@@ -175,23 +159,6 @@ def expected_by_ids(prepared, kinds: set[str], cap: int | None = None) -> dict[t
 
 def rows_of(dataset) -> list[tuple[list[int], list[int]]]:
     return [(row["input_ids"], row["labels"]) for row in dataset]
-
-
-def collated_rows(trainer: SFTTrainer) -> list[tuple[list[int], list[int]]]:
-    """(input_ids, labels) of every sequence in the trainer's train dataloader, padding removed."""
-    sequences = []
-    for batch in trainer.get_train_dataloader():
-        if "position_ids" in batch:  # padding-free: one flat row, sequences start at position 0
-            positions = batch["position_ids"][0]
-            starts = [*(positions == 0).nonzero().flatten().tolist(), len(positions)]
-            for start, end in zip(starts, starts[1:], strict=False):
-                sequences.append((batch["input_ids"][0, start:end].tolist(), batch["labels"][0, start:end].tolist()))
-            continue
-        for ids, labels, attention in zip(batch["input_ids"], batch["labels"], batch["attention_mask"], strict=True):
-            n = int(attention.sum())
-            assert (labels[n:] == IGNORE).all()
-            sequences.append((ids[:n].tolist(), labels[:n].tolist()))
-    return sequences
 
 
 def unpacked(dataset) -> list[tuple[list[int], list[int]]]:
@@ -269,10 +236,10 @@ def test_collated_labels_and_train_step(prepared, tok, model, tmp_path, policy):
         assert (batch["labels"][i, n:] == IGNORE).all()
     output = trainer.train()
     assert trainer.state.global_step == 1 and math.isfinite(output.training_loss)
-    assert_audit(trainer.teich_audit, audit_of(prepared, kinds_of(policy), cap=512))
+    assert_audit(audit(trainer.train_dataset), audit_of(prepared, kinds_of(policy), cap=512))
     row = trainer.train_dataset[0]  # the preview survives training
     shown = preview_sft_example(tok, row["input_ids"], row["labels"], color=False)
-    assert trainer.train_dataset.preview(0, color=False) == shown and "[[" in shown
+    assert preview(trainer.train_dataset, 0, tok, color=False) == shown and "[[" in shown
 
 
 def test_real_traces_end_to_end(shared_traces, tok, model, tmp_path):
@@ -299,15 +266,21 @@ def test_real_traces_end_to_end(shared_traces, tok, model, tmp_path):
 
 @pytest.mark.parametrize("policy", [{}, NON_DEFAULT], ids=["default", "non_default"])
 def test_packing_trains_the_same_tokens(prepared, tok, model, tmp_path, policy):
+    """The policy is applied before the trainer packs (TRL keeps ``labels``, drops ``spans``);
+    ``mask_data`` with that same policy keeps the packed labels."""
     plain = mask_data(make_trainer(model, tok, prepared, tmp_path / "plain"), audit=False, **policy)
-    packed = mask_data(make_trainer(model, tok, prepared, tmp_path / "packed", packing=True), audit=False, **policy)
+    labelled = relabel(prepared, **policy)
+    packed = mask_data(make_trainer(model, tok, labelled, tmp_path / "packed", packing=True), audit=False, **policy)
     assert "seq_lengths" in packed.train_dataset.column_names
     assert len(packed.train_dataset) < len(prepared)  # rows were really packed together
     sequences = unpacked(packed.train_dataset)
     assert as_counter(sequences) == as_counter(rows_of(plain.train_dataset))
     expected = expected_by_ids(prepared, kinds_of(policy))
     assert_rows_match(sequences, expected)
-    assert_audit(packed.teich_audit, plain.teich_audit)
+    packed_report, plain_report = audit(packed.train_dataset), audit(plain.train_dataset)
+    # Packed rows carry no spans, so their audit counts sequences and tokens but no kinds.
+    assert_audit(packed_report, MaskAudit(**{**vars(plain_report), "by_kind": Counter()}))
+    assert_audit(audit(labelled), plain_report)
     # The collator flattens packed rows (padding-free) and masks each sequence's first token, which no
     # sequence trains on anyway (a label at position 0 has no preceding token to predict it).
     for row in packed.train_dataset:
@@ -320,16 +293,29 @@ def test_packing_trains_the_same_tokens(prepared, tok, model, tmp_path, policy):
     if not policy:
         assert math.isfinite(packed.train().training_loss)
         row = packed.train_dataset[0]
-        shown = packed.train_dataset.preview(0, color=False)
+        shown = preview(packed.train_dataset, 0, tok, color=False)
         assert shown == preview_sft_example(tok, row["input_ids"], row["labels"], color=False)
         assert shown.count("[[") == len(trained_runs(tok, row["input_ids"], row["labels"])) > 0
 
 
-def test_packing_rejects_sequences_cut_by_packing(shared_traces, tok, model, tmp_path):
+def test_packing_keeps_the_prepared_labels_of_sequences_it_cuts(shared_traces, tok, model, tmp_path):
+    """bfd packing cuts a long sequence at max_length: its labels are the prepared ones, cut; mask_data
+    keeps them for the prepared policy and says why it cannot apply another."""
     real = prepare_data(shared_traces / "claude_code.jsonl", tok, tokenize=True)
-    trainer = make_trainer(model, tok, real, tmp_path, packing=True, max_length=256)
-    with pytest.raises(TeichError, match="cut by packing"):
-        mask_data(trainer, audit=False)
+    assert len(real[0]["input_ids"]) > 256
+    trainer = mask_data(make_trainer(model, tok, real, tmp_path, packing=True, max_length=256), audit=False)
+    ((ids, labels),) = unpacked(trainer.train_dataset)
+    assert (ids, labels) == (real[0]["input_ids"][:256], real[0]["labels"][:256])
+    message = (
+        r"the trainer packed the train rows and dropped their spans, so mask_data cannot relabel them: "
+        r"their labels were prepared training final_answer, reasoning, tool_call, not training final_answer, "
+        r"tool_call as asked; pass the policy to prepare_data\(\.\.\., tokenize=True\) or call "
+        r"teich\.relabel\(dataset, \.\.\.\) before building the trainer"
+    )
+    with pytest.raises(TeichError, match=f"^{message}$"):
+        mask_data(trainer, audit=False, train_on_reasoning=False)
+    with pytest.raises(TeichError, match="not training final_answer, reasoning, tool_call, at most 5 tokens a row"):
+        mask_data(trainer, audit=False, max_supervised_tokens=5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -354,7 +340,7 @@ def test_each_flag_changes_exactly_its_kind(prepared, tok, model, tmp_path, flag
         others = {i for i, on in enumerate(trained_mask(len(ids), spans, kinds - {kind})) if on}
         assert changed == own - others
         assert all((labels[i] != IGNORE) is not DEFAULT_FLAGS[flag] for i in changed)
-    assert_audit(trainer.teich_audit, audit_of(prepared, kinds, cap=512))
+    assert_audit(audit(trainer.train_dataset), audit_of(prepared, kinds, cap=512))
 
 
 def test_developer_flag(tmp_path, model):
@@ -366,7 +352,7 @@ def test_developer_flag(tmp_path, model):
         trainer = mask_data(make_trainer(model, llama, rows, tmp_path), audit=False, train_on_developer=on)
         kinds = kinds_of({"train_on_developer": on})
         assert_rows_match(rows_of(trainer.train_dataset), expected_by_ids(rows, kinds))
-        assert trainer.teich_audit.by_kind["developer"] == (3 if on else 0)  # "Be brief." is three tokens
+        assert audit(trainer.train_dataset).by_kind["developer"] == (3 if on else 0)  # "Be brief." is three tokens
 
 
 @pytest.mark.parametrize("policy", [{}, NON_DEFAULT], ids=["default", "non_default"])
@@ -377,10 +363,10 @@ def test_max_supervised_tokens_keeps_the_first(prepared, tok, model, tmp_path, p
         trainer = make_trainer(model, tok, prepared, tmp_path)
         mask_data(trainer, audit=False, max_supervised_tokens=cap, **policy)
         assert_rows_match(rows_of(trainer.train_dataset), expected_by_ids(prepared, kinds, cap))
-        assert_audit(trainer.teich_audit, audit_of(prepared, kinds, cap))
-        assert trainer.teich_audit.capped_rows == sum(n > cap for n in supervisable)
+        assert_audit(audit(trainer.train_dataset), audit_of(prepared, kinds, cap))
+        assert audit(trainer.train_dataset).capped_rows == sum(n > cap for n in supervisable)
         assert all(sum(label != IGNORE for label in row["labels"]) <= cap for row in trainer.train_dataset)
-    assert trainer.teich_audit.capped_rows == 0  # a cap equal to the largest count caps nothing
+    assert audit(trainer.train_dataset).capped_rows == 0  # a cap equal to the largest count caps nothing
 
 
 def test_default_cap_is_the_trainers_max_length(prepared, tok):
@@ -389,7 +375,7 @@ def test_default_cap_is_the_trainers_max_length(prepared, tok):
         trainer = SimpleNamespace(train_dataset=prepared, args=SimpleNamespace(max_length=max_length))
         mask_data(trainer, tokenizer=tok, audit=False)
         assert_rows_match(rows_of(trainer.train_dataset), expected_by_ids(prepared, kinds_of({}), max_length))
-        assert_audit(trainer.teich_audit, audit_of(prepared, kinds_of({}), max_length))
+        assert_audit(audit(trainer.train_dataset), audit_of(prepared, kinds_of({}), max_length))
 
 
 def test_fully_masked_rows(prepared, tok, model, tmp_path, capsys):
@@ -399,7 +385,7 @@ def test_fully_masked_rows(prepared, tok, model, tmp_path, capsys):
             mask_data(make_trainer(model, tok, prepared, tmp_path), **policy)
     # Only tool calls: the rows without a tool call are fully masked, the others are trained.
     trainer = mask_data(make_trainer(model, tok, prepared, tmp_path), **{**off, "train_on_tools": True})
-    report = trainer.teich_audit
+    report = audit(trainer.train_dataset)
     assert report.fully_masked_rows == len(PLAIN_ROWS) and report.rows == len(prepared)
     assert set(+report.by_kind) == {"tool_call"}
     assert_audit(report, audit_of(prepared, {"tool_call"}, cap=512))
@@ -408,7 +394,7 @@ def test_fully_masked_rows(prepared, tok, model, tmp_path, capsys):
 
 def test_audit_numbers(prepared, tok, model, tmp_path):
     trainer = mask_data(make_trainer(model, tok, prepared, tmp_path), audit=False)
-    report = trainer.teich_audit
+    report = audit(trainer.train_dataset)
     assert report.rows == len(prepared) == 5
     assert report.tokens == sum(len(ids) for ids in prepared["input_ids"])
     assert report.supervised == sum(label != IGNORE for labels in prepared["labels"] for label in labels)
@@ -446,6 +432,12 @@ class _Counting:
         return getattr(self.inner, name)
 
 
+def text_dataset(path: Path, tokenizer: Any):
+    """``prepare_data(tokenize=False)``, which warns that it writes no labels."""
+    with pytest.warns(UserWarning, match="writes no labels, so TRL's SFTTrainer would train on every token"):
+        return prepare_data(path, tokenizer, tokenize=False)
+
+
 def forbid_rendering(monkeypatch) -> None:
     for module in (teich.templates, teich.render, teich.prepare):
         monkeypatch.setattr(module, "render", _fail)
@@ -454,13 +446,17 @@ def forbid_rendering(monkeypatch) -> None:
 
 @pytest.mark.parametrize("packing", [False, True], ids=["unpacked", "packed"])
 def test_no_tokenizing_or_rendering_again(prepared, tok, model, tmp_path, monkeypatch, packing):
-    trainer = make_trainer(model, tok, prepared, tmp_path, packing=packing)
+    """Unpacked rows are relabelled from their spans; packed ones were relabelled before the trainer."""
+    dataset = relabel(prepared, **NON_DEFAULT) if packing else prepared
+    trainer = make_trainer(model, tok, dataset, tmp_path, packing=packing)
     forbid_rendering(monkeypatch)
     monkeypatch.setattr(tok, "_tokenizer", _Failing())
     for name in ("__call__", "encode", "apply_chat_template"):
         monkeypatch.setattr(type(tok), name, _fail)
     monkeypatch.setattr(teich.mask, "token_spans", _fail)  # token positions come from the spans column
     mask_data(trainer, audit=False, **NON_DEFAULT)
+    if not packing:  # relabelling needs neither the tokenizer nor the trainer
+        assert_rows_match(rows_of(relabel(prepared, **NON_DEFAULT)), expected_by_ids(prepared, kinds_of(NON_DEFAULT)))
     sequences = unpacked(trainer.train_dataset) if packing else rows_of(trainer.train_dataset)
     assert_rows_match(sequences, expected_by_ids(prepared, kinds_of(NON_DEFAULT)))
 
@@ -469,7 +465,7 @@ def test_no_tokenizing_or_rendering_again(prepared, tok, model, tmp_path, monkey
 def test_text_dataset_is_tokenized_once(rows_file, prepared, tok, model, tmp_path, monkeypatch, policy):
     """SFTTrainer tokenizes ``text`` itself and appends the EOS token (Qwen's text ends on "<|im_end|>\\n");
     mask_data places the spans with one batched tokenization and never trains the appended EOS."""
-    texts = prepare_data(rows_file, tok)
+    texts = text_dataset(rows_file, tok)
     assert texts.column_names == ["text", "spans"]
     trainer = make_trainer(model, tok, texts, tmp_path)
     forbid_rendering(monkeypatch)
@@ -483,15 +479,16 @@ def test_text_dataset_is_tokenized_once(rows_file, prepared, tok, model, tmp_pat
         assert ids[-1] == tok.eos_token_id and labels[-1] == IGNORE
         assert labels[:-1] == expected[tuple(ids[:-1])]
     assert_rows_match(collated_rows(trainer), {k + (tok.eos_token_id,): v + [IGNORE] for k, v in expected.items()})
-    report, reference = trainer.teich_audit, audit_of(prepared, kinds_of(policy), cap=512)
+    report, reference = audit(trainer.train_dataset), audit_of(prepared, kinds_of(policy), cap=512)
     assert report.tokens == reference.tokens + len(prepared)
     assert report.supervised == reference.supervised and +report.by_kind == +reference.by_kind
 
 
 def test_text_dataset_cannot_be_packed(rows_file, tok, model, tmp_path):
-    """Packed sequences of a text dataset carry TRL's EOS, so they are not the prepared ones."""
-    trainer = make_trainer(model, tok, prepare_data(rows_file, tok), tmp_path, packing=True)
-    with pytest.raises(TeichError, match="not prepared in this process"):
+    """TRL labels a packed text dataset itself (every token) and drops its spans: mask_data says so."""
+    trainer = make_trainer(model, tok, text_dataset(rows_file, tok), tmp_path, packing=True)
+    message = "packed the train rows and dropped their spans, so mask_data cannot relabel them, and their labels"
+    with pytest.raises(TeichError, match=f"{message} record no teich policy to keep"):
         mask_data(trainer, audit=False)
 
 
@@ -499,7 +496,7 @@ def test_text_dataset_with_a_bos_adding_tokenizer(tmp_path, model):
     """Llama 3 adds a BOS token when called, and its template already writes one: SFTTrainer's ids start
     with two BOS tokens, which are not the prepared text's tokens, and mask_data says so."""
     llama = copy.deepcopy(family_tokenizer("llama3"))
-    texts = prepare_data(write_rows(tmp_path / "rows.jsonl", PLAIN_ROWS), llama)
+    texts = text_dataset(write_rows(tmp_path / "rows.jsonl", PLAIN_ROWS), llama)
     trainer = make_trainer(model, llama, texts, tmp_path)
     assert trainer.train_dataset[0]["input_ids"][:2] == [llama.bos_token_id] * 2
     with pytest.raises(TeichError, match="not the tokens of the prepared text"):
@@ -523,7 +520,7 @@ def trained_runs(tok, ids: list[int], labels: list[int]) -> list[str]:
 
 
 @pytest.mark.parametrize("policy", [{}, NON_DEFAULT], ids=["default", "non_default"])
-def test_preview_marks_exactly_the_trained_text(prepared, tok, model, tmp_path, capsys, policy):
+def test_preview_marks_exactly_the_trained_text(prepared, tok, model, tmp_path, policy):
     trainer = mask_data(make_trainer(model, tok, prepared, tmp_path), audit=False, **policy)
     for index, row in enumerate(trainer.train_dataset):
         ids, labels = row["input_ids"], row["labels"]
@@ -536,9 +533,7 @@ def test_preview_marks_exactly_the_trained_text(prepared, tok, model, tmp_path, 
         assert re.sub(r"\033\[\d+m", "", colored) == tok.decode(ids)
         green = re.findall(r"\033\[32m(.*?)\033\[0m", colored, flags=re.DOTALL)
         assert green == trained_runs(tok, ids, labels)
-        capsys.readouterr()
-        assert trainer.train_dataset.preview(index, color=False) == plain
-        assert capsys.readouterr().out == plain + "\n"
+        assert preview(trainer.train_dataset, index, tok, color=False) == plain
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,12 +555,12 @@ def test_truncation_keep_start_clips_the_labels(prepared, tok, model, tmp_path, 
     assert_rows_match(rows_of(trainer.train_dataset), expected, prefix=True)
     assert_rows_match(collated_rows(trainer), expected, prefix=True)
     # Labels are those of the whole row, cut: never shifted, never re-capped below the cut.
-    report = trainer.teich_audit
+    report = audit(trainer.train_dataset)
     assert report.tokens == sum(min(n, CUT) for n in lengths) and report.capped_rows == 0
 
 
 def test_truncation_keep_start_of_a_text_dataset(rows_file, prepared, tok, model, tmp_path):
-    trainer = make_trainer(model, tok, prepare_data(rows_file, tok), tmp_path, max_length=CUT)
+    trainer = make_trainer(model, tok, text_dataset(rows_file, tok), tmp_path, max_length=CUT)
     mask_data(trainer, audit=False, **NON_DEFAULT)
     assert max(len(row["input_ids"]) for row in trainer.train_dataset) == CUT
     expected = expected_by_ids(prepared, kinds_of(NON_DEFAULT))
@@ -573,19 +568,32 @@ def test_truncation_keep_start_of_a_text_dataset(rows_file, prepared, tok, model
     assert_rows_match(rows_of(trainer.train_dataset), expected, prefix=True)
 
 
-def test_truncation_keep_end_is_refused(rows_file, prepared, tok, model, tmp_path):
-    """keep_end cuts the start of a row, where the prepared token positions count from: mask_data must not
-    place labels at the wrong positions."""
-    refusals = {"keep_end": prepared, "not the tokens of the prepared text": prepare_data(rows_file, tok)}
-    for message, dataset in refusals.items():
+def test_truncation_keep_end_is_placed_back(rows_file, prepared, tok, model, tmp_path):
+    """keep_end cuts the start of a row, where the prepared token positions count from: mask_data places
+    the cut row back in the whole one (its num_tokens, or the tokenized text), and refuses without them."""
+    expected = expected_by_ids(prepared, kinds_of(NON_DEFAULT))
+    with_eos = {ids + (tok.eos_token_id,): labels + [IGNORE] for ids, labels in expected.items()}
+    for dataset, whole in ((prepared, expected), (text_dataset(rows_file, tok), with_eos)):
         trainer = make_trainer(model, tok, dataset, tmp_path, max_length=CUT, truncation_mode="keep_end")
         assert max(len(row["input_ids"]) for row in trainer.train_dataset) == CUT
-        with pytest.raises(TeichError, match=message):
-            mask_data(trainer, audit=False)
+        mask_data(trainer, audit=False, **NON_DEFAULT)
+        assert len(trainer.train_dataset) == len(prepared)
+        for ids, labels in rows_of(trainer.train_dataset):
+            (full,) = [full for full in whole if full[len(full) - len(ids) :] == tuple(ids)]
+            assert labels == whole[full][len(full) - len(ids) :]
+        report = audit(trainer.train_dataset)  # the spans now count from the cut rows' first token
+        assert_audit(report, audit(trainer.train_dataset, **NON_DEFAULT, max_supervised_tokens=CUT))
+        trained = [label != IGNORE for _, labels in rows_of(trainer.train_dataset) for label in labels]
+        assert report.supervised == sum(trained) > 0
+    trainer = make_trainer(
+        model, tok, prepared.remove_columns("num_tokens"), tmp_path, max_length=CUT, truncation_mode="keep_end"
+    )
+    with pytest.raises(TeichError, match="may have cut the start of this row .* has no num_tokens column"):
+        mask_data(trainer, audit=False)
     # Rows keep_end did not cut are labelled as usual.
     trainer = make_trainer(model, tok, prepared, tmp_path, truncation_mode="keep_end")
     mask_data(trainer, audit=False, **NON_DEFAULT)
-    assert_rows_match(rows_of(trainer.train_dataset), expected_by_ids(prepared, kinds_of(NON_DEFAULT)))
+    assert_rows_match(rows_of(trainer.train_dataset), expected)
 
 
 def test_a_second_policy_can_be_applied(prepared, tok, model, tmp_path):

@@ -1,8 +1,10 @@
 """Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
 
+from teich.dataset_labels import MaskAudit, audit, preview, preview_sft_example, relabel
 from teich.errors import TeichError
 from teich.generate.config import Config
-from teich.mask import MaskAudit, mask_data, preview_sft_example
+from teich.labels import Policy
+from teich.mask import mask_data
 from teich.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 from teich.schema import FEATURES, Message, ToolCall, TrainingExample
 from teich.sources import LoadReport, load_traces, trace_is_complete
@@ -16,17 +18,21 @@ __all__ = [
     "LoadReport",
     "MaskAudit",
     "Message",
+    "Policy",
     "PrepareReport",
     "TeichError",
     "ToolCall",
     "TrainingExample",
     "__version__",
+    "audit",
     "detect_trace_type",
     "format_names",
     "load_traces",
     "mask_data",
     "prepare_data",
+    "preview",
     "preview_sft_example",
+    "relabel",
     "row_fits_context",
     "trace_is_complete",
     "validate_tool_calls",

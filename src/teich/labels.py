@@ -7,17 +7,76 @@ A token is trained when it overlaps a span of a trained kind, the rule transform
 
 from __future__ import annotations
 
-import hashlib
+import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
-from teich.spans import ASSISTANT_KINDS, Span
+from teich.errors import TeichError
+from teich.spans import Span
 
 IGNORE_INDEX = -100
-DEFAULT_KINDS = frozenset(ASSISTANT_KINDS)
+KIND_OF_FLAG = MappingProxyType(
+    {
+        "train_on_reasoning": "reasoning",
+        "train_on_final_answers": "final_answer",
+        "train_on_tools": "tool_call",
+        "train_on_user": "user",
+        "train_on_system": "system",
+        "train_on_developer": "developer",
+        "train_on_tool_responses": "tool_response",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What is trained: one flag per span kind, and at most ``max_supervised_tokens`` supervised
+    tokens a row (the first ones; ``None``: no cap)."""
+
+    train_on_reasoning: bool = True
+    train_on_final_answers: bool = True
+    train_on_tools: bool = True
+    train_on_user: bool = False
+    train_on_system: bool = False
+    train_on_developer: bool = False
+    train_on_tool_responses: bool = False
+    max_supervised_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        cap = self.max_supervised_tokens
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
+            raise TeichError(f"max_supervised_tokens must be a non-negative int or None, not {cap!r}")
+
+    @classmethod
+    def of(cls, options: dict[str, Any]) -> Policy:
+        """The policy of keyword options, refusing names that are not policy fields."""
+        unknown = sorted(set(options) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TeichError(f"unknown option {', '.join(unknown)}; the policy options are {', '.join(asdict(cls()))}")
+        return cls(**options)
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(kind for flag, kind in KIND_OF_FLAG.items() if getattr(self, flag))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Policy:
+        return cls.of(json.loads(text))
+
+    def describe(self) -> str:
+        kinds = ", ".join(sorted(self.kinds)) or "nothing"
+        cap = "" if self.max_supervised_tokens is None else f", at most {self.max_supervised_tokens} tokens a row"
+        return f"training {kinds}{cap}"
+
+
+DEFAULT_KINDS = Policy().kinds
 
 
 @dataclass(frozen=True)
@@ -65,39 +124,30 @@ def _overlapping(offsets: Sequence[tuple[int, int]], span: Span) -> tuple[int, i
     return first, max(first, last)
 
 
-def labels_for(
-    input_ids: Sequence[int], spans: TokenSpans, kinds: Iterable[str], max_supervised_tokens: int | None = None
-) -> list[int]:
-    """Labels that train the tokens of ``kinds`` spans, at most ``max_supervised_tokens`` (the first ones)."""
-    return label_array(input_ids, spans, kinds, max_supervised_tokens).tolist()
-
-
-def label_array(
-    input_ids: Sequence[int], spans: TokenSpans, kinds: Iterable[str], max_supervised_tokens: int | None = None
-) -> np.ndarray:
-    """:func:`labels_for` as an int64 array."""
-    kinds = frozenset(kinds)
-    trained = np.zeros(len(input_ids), dtype=bool)
-    for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
-        if kind in kinds:
-            trained[start : min(end, len(input_ids))] = True
-    if max_supervised_tokens is not None:
-        trained[np.flatnonzero(trained)[max_supervised_tokens:]] = False
+def label_array(input_ids: Sequence[int], spans: TokenSpans, policy: Policy) -> np.ndarray:
+    """Labels (int64) that train the tokens of the policy's kinds, at most its cap (the first ones)."""
+    trained = span_mask(len(input_ids), spans, policy.kinds)
+    if policy.max_supervised_tokens is not None:
+        trained[np.flatnonzero(trained)[policy.max_supervised_tokens :]] = False
     return np.where(trained, np.asarray(input_ids, dtype=np.int64), IGNORE_INDEX)
 
 
-# Token spans of every tokenized row prepared in this process, by a digest of its input ids, so that
-# mask_data can relabel rows after the trainer has packed or truncated them.
-_PREPARED: dict[bytes, TokenSpans] = {}
+def span_mask(length: int, spans: TokenSpans, kinds: Iterable[str]) -> np.ndarray:
+    """Which of ``length`` tokens lie in a span of ``kinds``."""
+    kinds = frozenset(kinds)
+    mask = np.zeros(length, dtype=bool)
+    for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
+        if kind in kinds:
+            mask[start:end] = True
+    return mask
 
 
-def ids_digest(input_ids: Sequence[int]) -> bytes:
-    return hashlib.blake2b(np.asarray(input_ids, dtype=np.int64).tobytes(), digest_size=16).digest()
+def stored_token_spans(records: Sequence[dict[str, Any]]) -> TokenSpans:
+    """The token spans of a row's ``spans`` column records (``token_start`` / ``token_end``)."""
+    return TokenSpans(tuple(r["kind"] for r in records), tuple((r["token_start"], r["token_end"]) for r in records))
 
 
-def register_token_spans(input_ids: Sequence[int], spans: TokenSpans) -> None:
-    _PREPARED[ids_digest(input_ids)] = spans
-
-
-def registered_token_spans(input_ids: Sequence[int]) -> TokenSpans | None:
-    return _PREPARED.get(ids_digest(input_ids))
+def window(spans: TokenSpans, offset: int, length: int) -> TokenSpans:
+    """The spans of the ``length`` tokens that start at ``offset``, counted from that token."""
+    ranges = tuple((min(max(s - offset, 0), length), min(max(e - offset, 0), length)) for s, e in spans.ranges)
+    return TokenSpans(spans.kinds, ranges)

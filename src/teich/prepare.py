@@ -2,14 +2,15 @@
 
 Each row is rendered once by the tokenizer's own chat template (the training text is exactly
 ``tokenizer.apply_chat_template(messages, tools=tools, **chat_template_kwargs)``), its typed spans
-are located in that text, oversized rows are handled by policy, and with ``tokenize=True`` the
-texts are tokenized in one batched call with offsets and labelled with the default policy.
+are located in that text, oversized rows are handled by policy, and with ``tokenize=True`` (the
+default) the texts are tokenized in one batched call with offsets and labelled for the policy.
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,8 +21,9 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
+from teich.dataset_labels import label_column, policy_note, require_training
 from teich.errors import TeichError
-from teich.labels import DEFAULT_KINDS, TokenSpans, label_array, register_token_spans, token_spans
+from teich.labels import Policy, TokenSpans, token_spans
 from teich.render import RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
@@ -68,27 +70,35 @@ def prepare_data(
     max_length: int | None = None,
     oversized_policy: OversizedPolicy = "drop",
     drop_oversized_examples: bool = True,
-    tokenize: bool = False,
+    tokenize: bool = True,
     teich_masking: bool = True,
     strict: bool = True,
     validate_tools: bool = False,
     preserve_columns: list[str] | None = None,
     return_report: bool = False,
     num_proc: int | None = None,
+    **policy: Any,
 ) -> datasets.Dataset | tuple[datasets.Dataset, PrepareReport]:
     """Render rows with the tokenizer's chat template and record their supervision spans.
 
     ``source_or_dataset`` is anything :func:`teich.load_traces` takes, a list of those, or a mix
     ``{"name": {"source": ..., "percentage": 80}, ...}``. Returns a ``datasets.Dataset`` with
-    ``text`` and ``spans`` (and with ``tokenize=True`` ``input_ids``, ``attention_mask`` and
-    ``labels`` for the default policy, ready for TRL's ``SFTTrainer``). Rows that cannot be rendered
-    or supervised raise with ``strict=True``, and are dropped and reported with ``strict=False``.
+    ``text`` and ``spans``; with ``tokenize=True`` (the default) also ``input_ids``,
+    ``attention_mask``, ``num_tokens`` and ``labels`` for the policy (``train_on_*`` flags and
+    ``max_supervised_tokens``, see :class:`~teich.labels.Policy`), ready for TRL's ``SFTTrainer``
+    with any packing; the policy is recorded in the dataset's ``info``. With ``tokenize=False``
+    there are no labels (TRL would train every token) until ``mask_data`` relabels the built
+    trainer, and a warning says so. Rows that cannot be rendered or supervised raise with
+    ``strict=True``, and are dropped and reported with ``strict=False``.
     ``oversized_policy`` handles rows longer than ``max_length`` tokens: ``"drop"`` them (kept for
     the trainer to truncate when ``drop_oversized_examples=False``), ``"trim_followups"`` to the
     longest prefix of whole user turns that fits, or ``"error"``.
     """
     if oversized_policy not in ("drop", "trim_followups", "error"):
         raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
+    chosen = Policy.of(policy)
+    if policy and not (tokenize and teich_masking):
+        raise TeichError("a labelling policy needs tokenize=True and teich_masking=True: labels are written only then")
     kwargs = dict(chat_template_kwargs or {})
     profile = profile_template(tokenizer, kwargs)
     report = PrepareReport(max_length=max_length)
@@ -108,7 +118,13 @@ def prepare_data(
         _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, oversized_policy, drop_oversized_examples)
     report.kept_row_ids = sorted(rows)
     report.token_lengths = [len(encoded[i]) for i in report.kept_row_ids] if encoded else []
-    dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns)
+    dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns, chosen)
+    if teich_masking and not tokenize:
+        warnings.warn(
+            "prepare_data(tokenize=False) writes no labels, so TRL's SFTTrainer would train on every token: "
+            "pass tokenize=True, or call teich.mask_data(trainer) after building the trainer",
+            stacklevel=2,
+        )
     return (dataset, report) if return_report else dataset
 
 
@@ -295,13 +311,15 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], tokenizer, pro
     return best
 
 
-def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns) -> datasets.Dataset:
-    """The prepared rows as one Arrow table; token columns are built from flat arrays, not lists."""
+def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, policy: Policy) -> datasets.Dataset:
+    """The prepared rows as one Arrow table; token columns are built from flat arrays, not lists, and
+    the labels' policy is recorded in the dataset's ``info``."""
     ids = sorted(rows)
     spans = [token_spans(rows[i].spans, encoded[i]) for i in ids] if encoded is not None else [None] * len(ids)
     columns: dict[str, pa.Array] = {"text": pa.array([rows[i].text for i in ids], pa.string())}
     if teich_masking:
         columns["spans"] = pa.array([_span_records(rows[i], s) for i, s in zip(ids, spans, strict=True)])
+    info = datasets.DatasetInfo()
     if encoded is not None:
         token_ids = [np.asarray(encoded[i].ids, dtype=np.int32) for i in ids]
         offsets = np.cumsum([0] + [len(t) for t in token_ids], dtype=np.int64)
@@ -309,17 +327,13 @@ def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns) 
         columns["input_ids"] = pa.LargeListArray.from_arrays(offsets, flat)
         columns["attention_mask"] = pa.LargeListArray.from_arrays(offsets, np.ones(len(flat), np.int8))
         if teich_masking:
-            labels = [label_array(t, s, DEFAULT_KINDS) for t, s in zip(token_ids, spans, strict=True)]
-            columns["labels"] = pa.LargeListArray.from_arrays(offsets, _concatenate(labels))
-            for t, s in zip(token_ids, spans, strict=True):
-                register_token_spans(t, s)
+            columns["num_tokens"] = pa.array(np.diff(offsets))
+            columns["labels"], report = label_column(token_ids, spans, policy)
+            require_training(report, "the prepared dataset")
+            info.description = policy_note(None, policy)
     for name in preserve_columns or []:
         columns[name] = pa.array([_column(examples[i], name) for i in ids])
-    return datasets.Dataset(pa.table(columns))
-
-
-def _concatenate(arrays: list[np.ndarray]) -> np.ndarray:
-    return np.concatenate(arrays) if arrays else np.zeros(0, np.int64)
+    return datasets.Dataset(pa.table(columns), info=info)
 
 
 def _span_records(row: RenderedRow, spans: TokenSpans | None) -> list[dict[str, Any]]:
