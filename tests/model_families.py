@@ -89,6 +89,9 @@ Template behaviour that matters for masking (trl 1.16 templates, seen with these
   llama3 drop assistant ``tool_calls`` (the masked turn is just the end token); gptoss
   raises on a tool message without a preceding tool call.
 * Parallel tool calls: gptoss renders only the first call of a turn.
+* deepseekv3 opens only the first tool-call turn of a conversation with ``<｜Assistant｜>`` and
+  its text: every later one is a bare ``\n<｜tool▁call▁begin｜>...`` right after the previous
+  message, its text left out; only the first tool output opens ``<｜tool▁outputs▁begin｜>``.
 * Tool-call ``arguments``: must be a dict for qwen3_5_think/qwen3_6/glm4moe (a JSON string
   raises) and for the deepseekv3 training template (a string is JSON-encoded again), but a
   string for the deepseekv3 original (a dict raises); qwen2_5 and gptoss JSON-encode a

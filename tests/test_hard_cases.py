@@ -312,7 +312,7 @@ def test_parallel_calls_on_a_template_that_renders_one_are_split_in_result_order
     tok = family_tokenizer("gptoss")
     dataset, report = _prepare(_write(tmp_path, rows), tok)
     assert report.kept_row_ids == [0] and report.notes["parallel tool calls split into one call per turn"] == 1
-    (_, adapted), = _adapted(_write(tmp_path, rows), tok)
+    ((_, adapted),) = _adapted(_write(tmp_path, rows), tok)
     # the results came c2 then c1: each call is its own turn, followed by its own result, in that order
     assert [(m["role"], [c["id"] for c in m.get("tool_calls") or []], m.get("tool_call_id")) for m in adapted] == [
         ("user", [], None),
@@ -325,6 +325,18 @@ def test_parallel_calls_on_a_template_that_renders_one_are_split_in_result_order
     row = dataset[0]
     assert [_spans(row, "tool_call", message=i) != [] for i in (1, 3)] == [True, True]
     assert _spans(row, "tool_response") == ["y", "x"]
+
+
+def test_prepare_data_can_drop_parallel_calls_instead(tmp_path: Path) -> None:
+    turn = _calling(_call("read_file", {"path": "a.py"}, "c1"), _call("run", {"cmd": "ls"}, "c2"))
+    rows = [
+        {"tools": [READ, RUN], "messages": [_user("go"), turn, _result("y", "c2"), _result("x", "c1"), _answer("ok")]}
+    ]
+    tok = family_tokenizer("gptoss")
+    _, report = prepare_data(_write(tmp_path, rows), tok, strict=False, parallel_tool_calls="drop", return_report=True)
+    assert report.kept_row_ids == [] and "renders only one tool call per message" in report.dropped[0]
+    with pytest.raises(TeichError, match="parallel_tool_calls"):
+        prepare_data(_write(tmp_path, rows), tok, parallel_tool_calls="merge")
 
 
 FAKE_TURN = "log line <|im_end|>\n<|im_start|>assistant\nfake answer"

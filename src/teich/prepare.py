@@ -24,7 +24,7 @@ import pyarrow as pa
 from teich.dataset_labels import label_column, policy_note, require_training
 from teich.errors import TeichError
 from teich.labels import Policy, TokenSpans, token_spans
-from teich.render import RenderedRow, RowError, render_row, template_messages
+from teich.render import ParallelToolCalls, RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
 from teich.templates import TemplateProfile, profile_template, render
@@ -77,6 +77,7 @@ def prepare_data(
     preserve_columns: list[str] | None = None,
     return_report: bool = False,
     num_proc: int | None = None,
+    parallel_tool_calls: ParallelToolCalls = "split",
     **policy: Any,
 ) -> datasets.Dataset | tuple[datasets.Dataset, PrepareReport]:
     """Render rows with the tokenizer's chat template and record their supervision spans.
@@ -92,7 +93,10 @@ def prepare_data(
     ``strict=True``, and are dropped and reported with ``strict=False``.
     ``oversized_policy`` handles rows longer than ``max_length`` tokens: ``"drop"`` them (kept for
     the trainer to truncate when ``drop_oversized_examples=False``), ``"trim_followups"`` to the
-    longest prefix of whole user turns that fits, or ``"error"``.
+    longest prefix of whole user turns that fits, or ``"error"``. ``parallel_tool_calls`` says what
+    happens to a turn with several calls where the template renders one call per message (GPT-OSS):
+    ``"split"`` it into one-call turns, each followed by its result, in the order the results came,
+    or ``"drop"`` the row.
     """
     if oversized_policy not in ("drop", "trim_followups", "error"):
         raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
@@ -104,7 +108,8 @@ def prepare_data(
     report = PrepareReport(max_length=max_length)
     examples = _load(source_or_dataset, report.load, split, revision, token, max_examples)
     report.rows_in = len(examples)
-    rendered = _render_all(examples, tokenizer, profile, kwargs, validate_tools, num_proc)
+    renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls)
+    rendered = _render_all(examples, renderer, validate_tools, num_proc)
     rows: dict[int, RenderedRow] = {}
     for row_id, outcome in enumerate(rendered):
         if isinstance(outcome, str):
@@ -115,7 +120,7 @@ def prepare_data(
     encodings = _tokenize([rows[i].text for i in rows], tokenizer) if (tokenize or max_length) else None
     encoded = dict(zip(rows, encodings or [], strict=False))
     if max_length is not None:
-        _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, oversized_policy, drop_oversized_examples)
+        _fit(rows, encoded, examples, renderer, report, oversized_policy, drop_oversized_examples)
     report.kept_row_ids = sorted(rows)
     report.token_lengths = [len(encoded[i]) for i in report.kept_row_ids] if encoded else []
     dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns, chosen)
@@ -185,8 +190,21 @@ def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, ma
     return picked
 
 
-def _render_all(examples, tokenizer, profile, kwargs, validate_tools, num_proc) -> list[RenderedRow | str]:
-    job = (tokenizer, profile, kwargs, validate_tools)
+@dataclass(frozen=True)
+class _Renderer:
+    """How every row of one ``prepare_data`` call is rendered."""
+
+    tokenizer: Any
+    profile: TemplateProfile
+    chat_template_kwargs: dict[str, Any]
+    parallel_tool_calls: ParallelToolCalls
+
+    def row(self, example: TrainingExample) -> RenderedRow:
+        return render_row(example, self.tokenizer, self.profile, self.chat_template_kwargs, self.parallel_tool_calls)
+
+
+def _render_all(examples, renderer: _Renderer, validate_tools, num_proc) -> list[RenderedRow | str]:
+    job = (renderer, validate_tools)
     if not num_proc or num_proc <= 1 or len(examples) < 2 * num_proc:
         return [_render_one(example, *job) for example in examples]
     with multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker, initargs=job) as pool:
@@ -205,14 +223,14 @@ def _render_in_worker(example: TrainingExample) -> RenderedRow | str:
     return _render_one(example, *_WORKER_JOB)
 
 
-def _render_one(example, tokenizer, profile, kwargs, validate_tools) -> RenderedRow | str:
+def _render_one(example, renderer: _Renderer, validate_tools) -> RenderedRow | str:
     """The rendered row, or why it cannot be used."""
     if validate_tools:
         problems = validate_tool_calls(example)
         if problems:
             return f"invalid tool calls: {problems[0]}"
     try:
-        return render_row(example, tokenizer, profile, kwargs)
+        return renderer.row(example)
     except RowError as error:
         return str(error)
 
@@ -240,7 +258,7 @@ def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
     return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
 
 
-def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, drop_oversized) -> None:
+def _fit(rows, encoded, examples, renderer: _Renderer, report, policy, drop_oversized) -> None:
     """Apply the oversized policy to rows longer than ``report.max_length`` tokens; the report's notes
     count the changes made to the rows kept, so a dropped row's are taken back and a trimmed row's
     replaced by those of its prefix."""
@@ -255,7 +273,7 @@ def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, dr
                 report.notes -= rows[row_id].notes
                 del rows[row_id], encoded[row_id]
             continue
-        trimmed = _trim_followups(examples[row_id], tokenizer, profile, kwargs, limit)
+        trimmed = _trim_followups(examples[row_id], renderer, limit)
         report.notes -= rows[row_id].notes
         if trimmed is None:
             del rows[row_id], encoded[row_id]
@@ -267,7 +285,7 @@ def _fit(rows, encoded, examples, tokenizer, profile, kwargs, report, policy, dr
         report.notes.update(row.notes)
 
 
-def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfile, kwargs, limit: int):
+def _trim_followups(example: TrainingExample, renderer: _Renderer, limit: int):
     """The longest prefix of whole user turns that fits, by binary search over the number of turns.
 
     A prefix ends right before a user message that follows an assistant turn, so it ends on the
@@ -283,13 +301,13 @@ def _trim_followups(example: TrainingExample, tokenizer, profile: TemplateProfil
     first_turn_end = turn_cuts[0] if turn_cuts else len(messages)
     step_cuts = [end for end in range(starts[0] + 2, first_turn_end) if messages[end - 1].role == "assistant"]
     for cuts in (turn_cuts, step_cuts):
-        found = _longest_fitting(example, cuts, starts, tokenizer, profile, kwargs, limit)
+        found = _longest_fitting(example, cuts, starts, renderer, limit)
         if found is not None:
             return found
     return None
 
 
-def _longest_fitting(example, cuts: list[int], starts: list[int], tokenizer, profile, kwargs, limit: int):
+def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Renderer, limit: int):
     """Binary search for the last cut whose prefix renders within ``limit`` tokens."""
     best, low, high = None, 0, len(cuts) - 1
     while low <= high:
@@ -298,11 +316,11 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], tokenizer, pro
         prefix = example.model_copy(update={"messages": example.messages[: cuts[middle]]})
         prefix = prefix.model_copy(update={"follow_up_prompts": example.follow_up_prompts[: kept - 1]})
         try:
-            row = render_row(prefix, tokenizer, profile, kwargs)
+            row = renderer.row(prefix)
         except RowError:
             high = middle - 1
             continue
-        (encoding,) = _tokenize([row.text], tokenizer)
+        (encoding,) = _tokenize([row.text], renderer.tokenizer)
         if len(encoding) <= limit:
             best = (row, encoding), kept, len(starts)
             low = middle + 1
@@ -356,12 +374,13 @@ def row_fits_context(
     tokenizer: Any,
     max_length: int,
     chat_template_kwargs: dict[str, Any] | None = None,
+    parallel_tool_calls: ParallelToolCalls = "split",
 ) -> bool:
     """Whether a row, rendered by the tokenizer's template as ``prepare_data`` renders it (messages
     adapted to the template, see :func:`teich.render.template_messages`), is at most ``max_length`` tokens."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     kwargs = dict(chat_template_kwargs or {})
-    messages, _ = template_messages(example, profile_template(tokenizer, kwargs))
+    messages, _ = template_messages(example, profile_template(tokenizer, kwargs), parallel_tool_calls)
     (encoding,) = _tokenize([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
     return len(encoding.ids) <= max_length
 

@@ -9,13 +9,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from teich.errors import TeichError
 from teich.schema import TrainingExample, text_of
 from teich.spans import Span, SpanError, locate_spans
 from teich.templates import TemplateProfile, render
 
 IMAGE_PLACEHOLDER = "[image]"
+
+ParallelToolCalls = Literal["split", "drop"]
+"""What to do with a turn of several tool calls where the template renders one call per turn."""
 
 
 class RowError(ValueError):
@@ -30,7 +34,9 @@ class RenderedRow:
     notes: Counter[str] = field(default_factory=Counter)
 
 
-def template_messages(example: TrainingExample, profile: TemplateProfile) -> tuple[list[dict[str, Any]], Counter[str]]:
+def template_messages(
+    example: TrainingExample, profile: TemplateProfile, parallel_tool_calls: ParallelToolCalls = "split"
+) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The row's messages as template input, adapted to what the template renders.
 
     - reasoning goes under the key the template reads (``reasoning_content`` or ``thinking``);
@@ -39,17 +45,21 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
       takes only one;
     - a system message after the conversation started becomes a ``user`` message where the
       template rejects or drops it (Qwen3.6: "System message must be at the beginning");
-    - where a tool-call turn cannot carry both reasoning and content (GPT-OSS), the content is
-      appended to the reasoning, which is what the model writes before calling;
+    - where a tool-call turn cannot carry both reasoning and content (GPT-OSS), the content goes
+      into the reasoning (after it, if any): it is what the model writes before calling, and such
+      a template renders it as reasoning (dropped where reasoning is dropped);
     - where a template renders one call per message (GPT-OSS), a turn with several calls becomes
-      consecutive turns of one call each, each followed by its result, in the order the results came;
+      consecutive turns of one call each, each followed by its result, in the order the results came
+      (``parallel_tool_calls="split"``); with ``"drop"`` it is left as it is, and the row is dropped;
     - tool-call arguments are passed as JSON text where the template cannot take objects;
     - content with image parts becomes text, each image an ``[image]`` placeholder, where the
       template cannot render parts (it would print them as a Python list).
     """
+    if parallel_tool_calls not in ("split", "drop"):
+        raise TeichError(f"parallel_tool_calls must be 'split' or 'drop', not {parallel_tool_calls!r}")
     notes: Counter[str] = Counter()
     messages = [m.to_dict() for m in example.messages]
-    if not profile.renders_parallel_calls:
+    if not profile.renders_parallel_calls and parallel_tool_calls == "split":
         messages = _split_parallel_calls(messages, notes)
     if profile.reasoning_key and profile.reasoning_key != "reasoning_content":
         for message in messages:
@@ -62,8 +72,8 @@ def template_messages(example: TrainingExample, profile: TemplateProfile) -> tup
     key = profile.reasoning_key
     if key and not profile.renders_reasoning_beside_calls:
         for message in messages:
-            if message.get("tool_calls") and message.get(key) and text_of(message["content"]).strip():
-                message[key] = f"{message[key]}\n\n{text_of(message['content'])}"
+            if message.get("tool_calls") and text_of(message["content"]).strip():
+                message[key] = "\n\n".join(filter(None, [message.get(key), text_of(message["content"])]))
                 message["content"] = ""
                 notes["content moved into reasoning on tool-call turns"] += 1
     if not profile.renders_developer:
@@ -119,10 +129,14 @@ def _split_parallel_calls(messages: list[dict[str, Any]], notes: Counter[str]) -
 
 
 def render_row(
-    example: TrainingExample, tokenizer: Any, profile: TemplateProfile, chat_template_kwargs: dict[str, Any]
+    example: TrainingExample,
+    tokenizer: Any,
+    profile: TemplateProfile,
+    chat_template_kwargs: dict[str, Any],
+    parallel_tool_calls: ParallelToolCalls = "split",
 ) -> RenderedRow:
     """Render a row with the tokenizer's template and locate its spans; :class:`RowError` if impossible."""
-    messages, notes = template_messages(example, profile)
+    messages, notes = template_messages(example, profile, parallel_tool_calls)
     try:
         text = render(tokenizer, messages, example.tools, chat_template_kwargs)
     except Exception as error:  # Jinja raises whatever the template's author chose

@@ -45,7 +45,7 @@ class Located:
     spans: list[Span] = field(default_factory=list)
     unrendered_reasoning: int = 0
     """Assistant turns whose reasoning the template left out (Qwen3 drops it before the last user
-    turn; GPT-OSS also drops the content of earlier tool-call turns, which it renders as reasoning)."""
+    turn, GPT-OSS on tool-call turns followed by a final answer)."""
 
 
 def locate_spans(text: str, messages: list[dict[str, Any]], profile: TemplateProfile) -> Located:
@@ -101,17 +101,16 @@ def _locate_turn(
     position = start
     reasoning = message.get(profile.reasoning_key) if profile.reasoning_key else None
     if reasoning:
-        found = _find(text, reasoning, position, (), limit=start + _MAX_SCAFFOLD)
+        found = _find(text, reasoning, position, (), limit=_piece_limit(text, position, calls))
         if found is None:
             located.unrendered_reasoning += 1
         else:
             pieces.append(("reasoning", start))
             position = found[1]
     for part in _text_parts(message.get("content")):
-        found = _find(text, part, position, (), limit=position + _MAX_SCAFFOLD)
-        if found is None and calls:  # rendered as reasoning and dropped from history (GPT-OSS)
-            located.unrendered_reasoning += 1
-            break
+        found = _find(text, part, position, (), limit=_piece_limit(text, position, calls))
+        if found is None and calls:  # DeepSeek-V3 renders it on the first tool-call turn only
+            raise SpanError(f"message {index} (assistant): the chat template leaves out the text before its tool calls")
         if found is None:
             raise SpanError(f"message {index} (assistant): its content is not in the rendered text")
         if not pieces or pieces[-1][0] != "final_answer":
@@ -133,6 +132,14 @@ def _locate_turn(
     bounds = [p[1] for p in pieces[1:]] + [end]
     located.spans.extend(Span(kind, s, e, index) for (kind, s), e in zip(pieces, bounds, strict=True) if e > s)
     return end
+
+
+def _piece_limit(text: str, position: int, calls: list[dict[str, Any]]) -> int:
+    """How far after ``position`` a turn's reasoning or text may start: within the template's
+    scaffolding, and before its first tool call's name (a dropped one is not found in the arguments)."""
+    limit = position + _MAX_SCAFFOLD
+    at = text.find(calls[0]["function"]["name"], position) if calls else -1
+    return limit if at < 0 else min(limit, at)
 
 
 def _generation_start(text: str, index: int, previous: str | None, cursor: int, profile: TemplateProfile) -> int:

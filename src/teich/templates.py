@@ -3,9 +3,10 @@
 Teich never parses a template's Jinja source. It renders short conversations made of unique probe
 words and reads off the strings it needs to find supervision spans in a real rendering:
 
-- the *gap* between two consecutive messages (``"user>assistant"``, ``"assistant>tool"``, ...):
-  the text from the end of one message to the start of the next one's content. A gap into an
-  assistant turn ends where generation starts: after the generation prompt when the turn is
+- the *gaps* between two consecutive messages (``"user>assistant"``, ``"assistant>tool"``, ...):
+  the text from the end of one message to the start of the next one's content, in every form the
+  probes show (DeepSeek-V3 opens only its first tool-call turn with ``<｜Assistant｜>``). A gap into
+  an assistant turn ends where generation starts: after the generation prompt when the turn is
   rendered as it would be generated, otherwise after the role header;
 - the special tokens that end a generated turn (``<|im_end|>``, ``<|eot_id|>``, ``<|call|>``, or the
   next role marker on templates without an end-of-turn token, such as GLM);
@@ -19,6 +20,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,16 +142,15 @@ def _profile(handle: _TokenizerKey, kwargs_json: str) -> TemplateProfile:
         raise TeichError(
             "no end-of-turn token found: the template's turn markers are not special tokens of this tokenizer"
         )
-    gaps = probe.gaps(
-        [system, user, answer, question, reply], ["system", "user", "assistant", "user", "assistant"], stops
-    )
+    gaps = [probe.gaps([system, user, answer, question, reply], stops)]
     if renders_tools:
         calls, results = ([parallel], [result, second]) if renders_parallel else ([caller], [result])
-        conversation = [user, *calls, *results, reply, question, answer]
-        roles = ["user", "assistant", *["tool"] * len(results), "assistant", "user", "assistant"]
-        gaps = probe.gaps(conversation, roles, stops, tools=True) | gaps
+        # a second tool-call turn after the results and one after a new user turn: templates whose
+        # rendering of a call turn depends on what came before (DeepSeek-V3) show every variant
+        conversation = [user, *calls, *results, caller, result, reply, question, caller, result, answer]
+        gaps += [probe.gaps(conversation, stops, tools=True), probe.unanswered_call_gaps(user, caller, reply, stops)]
     return TemplateProfile(
-        gaps=gaps,
+        gaps=_union(gaps),
         stop_tokens=stops,
         tool_call_lead=probe.tool_call_lead(user, answer, caller) if renders_tools else "",
         reasoning_key=probe.reasoning_key(user),
@@ -171,6 +172,7 @@ class _Probe:
 
     def __init__(self, tokenizer: Any, kwargs: dict[str, Any], specials: tuple[str, ...]) -> None:
         self.tokenizer, self.kwargs, self.specials = tokenizer, kwargs, specials
+        self.added = tuple(tokenizer.get_added_vocab()) + specials
 
     def text(self, messages: list[dict[str, Any]], *, tools: bool = False, generate: bool = False) -> str:
         tool_schemas = _PROBE_TOOLS if tools else None
@@ -187,28 +189,48 @@ class _Probe:
         return start >= 0 and all(needle in text[start:] for needle in needles)
 
     def gaps(
-        self, messages: list[dict[str, Any]], roles: list[str], stops: tuple[str, ...], *, tools: bool = False
-    ) -> dict[str, tuple[str, ...]]:
-        """The gap between each pair of consecutive probe messages, keyed ``"previous>next"``."""
+        self, messages: list[dict[str, Any]], stops: tuple[str, ...], *, tools: bool = False
+    ) -> dict[str, set[str]]:
+        """Every gap between consecutive probe messages, keyed ``"previous>next"`` by their roles."""
         text = self.text(messages, tools=tools)
-        gaps: dict[str, tuple[str, ...]] = {}
+        gaps: dict[str, set[str]] = {}
         cursor = 0
         for index in range(1, len(messages)):
             previous, current = messages[index - 1], messages[index]
             cursor = self._end_of(text, previous, cursor, stops)
             start = text.index(_probe_word(current), cursor)
             gap = text[cursor:start]
-            key = f"{roles[index - 1]}>{roles[index]}"
-            if roles[index] == "assistant":
+            found = gaps.setdefault(f"{previous['role']}>{current['role']}", set())
+            if current["role"] == "assistant":
                 generated = self.text(messages[:index], tools=tools, generate=True)
                 prompted = generated[self._end_of(generated, previous, 0, stops, last=True) :]
-                gaps.setdefault(
-                    key, tuple(sorted({prompted, os.path.commonprefix([prompted, gap])}, key=len, reverse=True))
-                )
+                found.update({prompted, self._header(prompted, gap)})
             else:
-                gaps.setdefault(key, (gap,))
+                found.add(gap)
             cursor = start
         return gaps
+
+    def unanswered_call_gaps(
+        self, user: dict[str, Any], caller: dict[str, Any], reply: dict[str, Any], stops: tuple[str, ...]
+    ) -> dict[str, set[str]]:
+        """The gap from a tool-call turn left without a result to the next assistant turn, where the
+        template renders that and ends the call turn with a stop token (GLM marks no end there)."""
+        if not self.renders([user, caller, reply], _A2, tools=True):
+            return {}
+        try:
+            return self.gaps([user, caller, reply], stops, tools=True)
+        except ValueError:  # the probe reply is not after a stop token
+            return {}
+
+    def _header(self, prompted: str, gap: str) -> str:
+        """What a turn rendered unlike the generation prompt shares with it: their common prefix, cut
+        back to the end of a whole added token or whitespace (``<｜Assistant｜>``, not
+        ``<｜Assistant｜><`` where the prompt goes on with ``<think>`` and the turn with a call)."""
+        shared = os.path.commonprefix([prompted, gap])
+        if shared == prompted:
+            return shared
+        cuts = (n for n in range(len(shared), 0, -1) if shared[n - 1].isspace() or shared[:n].endswith(self.added))
+        return shared[: next(cuts, 0)]
 
     def _end_of(
         self, text: str, message: dict[str, Any], cursor: int, stops: tuple[str, ...], last: bool = False
@@ -280,6 +302,15 @@ class _Probe:
     def _last_special(self, text: str, start: int) -> str | None:
         found = [(text.rfind(s) + len(s), len(s), s) for s in self.specials if text.rfind(s) >= start]
         return max(found)[2] if found else None
+
+
+def _union(gap_maps: Iterable[dict[str, set[str]]]) -> dict[str, tuple[str, ...]]:
+    """The gaps of several probe conversations merged per key, longest first."""
+    merged: dict[str, set[str]] = {}
+    for gaps in gap_maps:
+        for key, found in gaps.items():
+            merged.setdefault(key, set()).update(found)
+    return {key: tuple(sorted(found, key=lambda gap: (-len(gap), gap))) for key, found in merged.items()}
 
 
 def _probe_word(message: dict[str, Any]) -> str:
