@@ -19,8 +19,18 @@ import numpy as np
 import pytest
 from model_families import family_tokenizer
 
+import teich
 import teich.prepare
-from teich import TeichError, TrainingExample, audit, mask_data, prepare_data, row_fits_context, validate_tool_calls
+from teich import (
+    TeichError,
+    TrainingExample,
+    audit,
+    mask_data,
+    prepare_data,
+    relabel,
+    row_fits_context,
+    validate_tool_calls,
+)
 from teich.labels import DEFAULT_KINDS, IGNORE_INDEX, TokenSpans, span_mask
 from teich.render import template_messages
 from teich.schema import text_of
@@ -776,3 +786,46 @@ def test_mix_rejects_a_non_positive_share(tmp_path: Path) -> None:
     mix = {"chat": {"source": chat, "percentage": 100}, "tool": {"source": tool, "percentage": 0}}
     with pytest.raises(TeichError, match="positive percentage"):
         prepare_data(mix, family_tokenizer("qwen3_6"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Which turns train: a message's own train flag, and train_turns
+
+
+TURNS = [
+    {"role": "user", "content": "first question"},
+    {"role": "assistant", "content": "DISTRUSTED ANSWER", "train": False},
+    {"role": "user", "content": "PINNED QUESTION", "train": True},
+    {"role": "assistant", "content": "MIDDLE ANSWER"},
+    {"role": "user", "content": "last question"},
+    {"role": "assistant", "content": "FINAL ANSWER"},
+]
+
+
+def _trained_text(tok: Any, row: dict[str, Any]) -> str:
+    return tok.decode([t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != IGNORE_INDEX])
+
+
+@pytest.mark.parametrize("family", ["qwen3_6", "llama3", "gptoss"])
+def test_message_train_flags_and_last_turn(tmp_path: Path, family: str) -> None:
+    tok = family_tokenizer(family)
+    path = _write(tmp_path, [{"messages": TURNS}])
+    row = prepare_data(path, tok)[0]
+    trained = _trained_text(tok, row)
+    # train: false wins over the policy, train: true over it too (a user turn is not trained by default)
+    assert "DISTRUSTED" not in trained and "PINNED QUESTION" in trained
+    assert "MIDDLE ANSWER" in trained and "FINAL ANSWER" in trained and "first question" not in trained
+    last = prepare_data(path, tok, train_turns="last")
+    trained_last = _trained_text(tok, last[0])
+    assert "FINAL ANSWER" in trained_last and "MIDDLE ANSWER" not in trained_last
+    assert "PINNED QUESTION" in trained_last  # an explicit flag still decides its own message
+    assert relabel(datasets.Dataset.from_list([row]), train_turns="last")[0]["labels"] == last[0]["labels"]
+
+
+def test_train_flags_travel_with_rows(tmp_path: Path) -> None:
+    path = _write(tmp_path, [{"messages": TURNS}])
+    (loaded,) = [TrainingExample.from_record(r) for r in teich.load_traces(path)]
+    assert [m.train for m in loaded.messages] == [None, False, True, None, None, None]
+    assert TrainingExample.from_record(loaded.to_record()).messages == loaded.messages
+    with pytest.raises(TeichError, match="train_turns must be"):
+        prepare_data(path, family_tokenizer("qwen3_6"), train_turns="first")

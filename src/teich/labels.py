@@ -11,12 +11,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from teich.errors import TeichError
-from teich.spans import Span
+from teich.spans import ASSISTANT_KINDS, Span
 
 IGNORE_INDEX = -100
 KIND_OF_FLAG = MappingProxyType(
@@ -45,8 +45,12 @@ class Policy:
     train_on_developer: bool = False
     train_on_tool_responses: bool = False
     max_supervised_tokens: int | None = None
+    #: ``"all"`` assistant turns, or only the ``"last"`` one (the session's final answer).
+    train_turns: Literal["all", "last"] = "all"
 
     def __post_init__(self) -> None:
+        if self.train_turns not in ("all", "last"):
+            raise TeichError(f"train_turns must be 'all' or 'last', not {self.train_turns!r}")
         cap = self.max_supervised_tokens
         if cap is not None and (isinstance(cap, bool) or not isinstance(cap, int) or cap < 0):
             raise TeichError(f"max_supervised_tokens must be a non-negative int or None, not {cap!r}")
@@ -58,6 +62,20 @@ class Policy:
         if unknown:
             raise TeichError(f"unknown option {', '.join(unknown)}; the policy options are {', '.join(asdict(cls()))}")
         return cls(**options)
+
+    def selects(self, spans: TokenSpans) -> list[bool]:
+        """Which spans this policy trains: a message's own ``train`` flag decides for its spans;
+        otherwise the span's kind, and with ``train_turns="last"`` only the last assistant message."""
+        trains = spans.trains or (None,) * len(spans.kinds)
+        messages = spans.messages or (0,) * len(spans.kinds)
+        last = None
+        if self.train_turns == "last":
+            answers = [m for kind, m in zip(spans.kinds, messages, strict=True) if kind in ASSISTANT_KINDS]
+            last = max(answers, default=None)
+        return [
+            train if train is not None else kind in self.kinds and (last is None or message == last)
+            for kind, message, train in zip(spans.kinds, messages, trains, strict=True)
+        ]
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -73,7 +91,8 @@ class Policy:
     def describe(self) -> str:
         kinds = ", ".join(sorted(self.kinds)) or "nothing"
         cap = "" if self.max_supervised_tokens is None else f", at most {self.max_supervised_tokens} tokens a row"
-        return f"training {kinds}{cap}"
+        turns = ", the last turn only" if self.train_turns == "last" else ""
+        return f"training {kinds}{turns}{cap}"
 
 
 DEFAULT_KINDS = Policy().kinds
@@ -81,10 +100,13 @@ DEFAULT_KINDS = Policy().kinds
 
 @dataclass(frozen=True)
 class TokenSpans:
-    """Spans as half-open token ranges, parallel to their kinds."""
+    """Spans as half-open token ranges, parallel to their kinds, messages and the messages' own
+    train flags (empty where unknown)."""
 
     kinds: tuple[str, ...]
     ranges: tuple[tuple[int, int], ...]
+    messages: tuple[int, ...] = ()
+    trains: tuple[bool | None, ...] = ()
 
 
 def token_spans(spans: Sequence[Span], encoding: Any) -> TokenSpans:
@@ -95,7 +117,8 @@ def token_spans(spans: Sequence[Span], encoding: Any) -> TokenSpans:
         if first is None or last is None:  # a character no token covers: fall back to the offsets
             first, last = _overlapping(encoding.offsets, span)
         ranges.append(_widened(encoding, first, last, span))
-    return TokenSpans(tuple(s.kind for s in spans), tuple(ranges))
+    messages, trains = tuple(s.message for s in spans), tuple(s.train for s in spans)
+    return TokenSpans(tuple(s.kind for s in spans), tuple(ranges), messages, trains)
 
 
 def _widened(encoding: Any, first: int, last: int, span: Span) -> tuple[int, int]:
@@ -125,8 +148,8 @@ def _overlapping(offsets: Sequence[tuple[int, int]], span: Span) -> tuple[int, i
 
 
 def label_array(input_ids: Sequence[int], spans: TokenSpans, policy: Policy) -> np.ndarray:
-    """Labels (int64) that train the tokens of the policy's kinds, at most its cap (the first ones)."""
-    trained = span_mask(len(input_ids), spans, policy.kinds)
+    """Labels (int64) that train the tokens of the spans the policy selects, at most its cap (the first ones)."""
+    trained = _mask(len(input_ids), spans.ranges, policy.selects(spans))
     if policy.max_supervised_tokens is not None:
         trained[np.flatnonzero(trained)[policy.max_supervised_tokens :]] = False
     return np.where(trained, np.asarray(input_ids, dtype=np.int64), IGNORE_INDEX)
@@ -135,19 +158,28 @@ def label_array(input_ids: Sequence[int], spans: TokenSpans, policy: Policy) -> 
 def span_mask(length: int, spans: TokenSpans, kinds: Iterable[str]) -> np.ndarray:
     """Which of ``length`` tokens lie in a span of ``kinds``."""
     kinds = frozenset(kinds)
+    return _mask(length, spans.ranges, [kind in kinds for kind in spans.kinds])
+
+
+def _mask(length: int, ranges: Sequence[tuple[int, int]], selected: Sequence[bool]) -> np.ndarray:
     mask = np.zeros(length, dtype=bool)
-    for kind, (start, end) in zip(spans.kinds, spans.ranges, strict=True):
-        if kind in kinds:
+    for (start, end), chosen in zip(ranges, selected, strict=True):
+        if chosen:
             mask[start:end] = True
     return mask
 
 
 def stored_token_spans(records: Sequence[dict[str, Any]]) -> TokenSpans:
     """The token spans of a row's ``spans`` column records (``token_start`` / ``token_end``)."""
-    return TokenSpans(tuple(r["kind"] for r in records), tuple((r["token_start"], r["token_end"]) for r in records))
+    return TokenSpans(
+        tuple(r["kind"] for r in records),
+        tuple((r["token_start"], r["token_end"]) for r in records),
+        tuple(r["message"] for r in records),
+        tuple(r.get("train") for r in records),
+    )
 
 
 def window(spans: TokenSpans, offset: int, length: int) -> TokenSpans:
     """The spans of the ``length`` tokens that start at ``offset``, counted from that token."""
     ranges = tuple((min(max(s - offset, 0), length), min(max(e - offset, 0), length)) for s, e in spans.ranges)
-    return TokenSpans(spans.kinds, ranges)
+    return TokenSpans(spans.kinds, ranges, spans.messages, spans.trains)

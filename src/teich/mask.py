@@ -101,7 +101,8 @@ class _Job:
         if recorded is None:
             raise TeichError(f"{what}, and their labels record no teich policy to keep; {ADVICE}")
         cap = self.requested.max_supervised_tokens
-        if recorded.kinds != self.requested.kinds or cap not in (None, recorded.max_supervised_tokens):
+        same_spans = (recorded.kinds, recorded.train_turns) == (self.requested.kinds, self.requested.train_turns)
+        if not same_spans or cap not in (None, recorded.max_supervised_tokens):
             raise TeichError(
                 f"{what}: their labels were prepared {recorded.describe()}, not {self.requested.describe()} as asked; "
                 + ADVICE
@@ -151,7 +152,7 @@ class _Job:
             offset = len(full) - len(ids) if self.cut_start_at is not None else 0
             if offset < 0 or not np.array_equal(ids, full[offset : offset + len(ids)]):
                 raise TeichError(f"{name} row {index}: the trainer's input_ids are not the tokens of the prepared text")
-            located = [Span(r["kind"], r["start"], r["end"], r["message"]) for r in records[index]]
+            located = [Span(r["kind"], r["start"], r["end"], r["message"], r.get("train")) for r in records[index]]
             spans.append(window(token_spans(located, encoding), offset, len(ids)))
         return spans
 

@@ -355,7 +355,9 @@ def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, 
 
 
 def _span_records(row: RenderedRow, spans: TokenSpans | None) -> list[dict[str, Any]]:
-    records = [{"kind": s.kind, "start": s.start, "end": s.end, "message": s.message} for s in row.spans]
+    records = [
+        {"kind": s.kind, "start": s.start, "end": s.end, "message": s.message, "train": s.train} for s in row.spans
+    ]
     if spans is not None:
         for record, (token_start, token_end) in zip(records, spans.ranges, strict=True):
             record["token_start"], record["token_end"] = token_start, token_end

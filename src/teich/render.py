@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from teich.errors import TeichError
@@ -119,7 +119,8 @@ def _split_parallel_calls(messages: list[dict[str, Any]], notes: Counter[str]) -
         answered = [r for r in results if r.get("tool_call_id") in by_id]
         order = [by_id.pop(r["tool_call_id"]) for r in answered] + list(by_id.values())
         for position, call in enumerate(order):
-            turn = {k: v for k, v in message.items() if k != "tool_calls"} if position == 0 else {"role": "assistant"}
+            first = {k: v for k, v in message.items() if k != "tool_calls"}
+            turn = first if position == 0 else {k: v for k, v in first.items() if k in ("role", "train")}
             turn.setdefault("content", "")
             split.append({**turn, "tool_calls": [call]})
             split += [r for r in answered if r["tool_call_id"] == call["id"]]
@@ -145,11 +146,12 @@ def render_row(
         located = locate_spans(text, messages, profile)
     except SpanError as error:
         raise RowError(f"supervision spans cannot be established: {error}") from None
+    spans = [replace(span, train=messages[span.message].get("train")) for span in located.spans]
     if located.unrendered_reasoning:
         notes["reasoning not rendered by the template"] += located.unrendered_reasoning
     if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
         notes["special-token text inside content"] += 1
-    return RenderedRow(text, located.spans, messages, notes)
+    return RenderedRow(text, spans, messages, notes)
 
 
 def _part_text(part: dict[str, Any]) -> str:

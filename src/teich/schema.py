@@ -46,6 +46,7 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool | None = None  # a tool result the agent's harness marked as a failed call
+    train: bool | None = None  # train this message (True) or never (False) whatever the policy (Axolotl's flag)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict without unset fields, the form chat templates expect (``content`` is always there)."""
@@ -126,6 +127,7 @@ _MESSAGE = {
     "tool_call_id": Value("string"),
     "name": Value("string"),
     "is_error": Value("bool"),
+    "train": Value("bool"),
 }
 FEATURES = Features(
     {
@@ -183,6 +185,7 @@ def _message_record(message: Message) -> dict[str, Any]:
         "tool_call_id": message.tool_call_id,
         "name": message.name,
         "is_error": message.is_error,
+        "train": message.train,
     }
 
 

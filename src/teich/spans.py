@@ -38,6 +38,7 @@ class Span:
     start: int
     end: int
     message: int
+    train: bool | None = None  # the message's own train flag, where the row sets one
 
 
 @dataclass

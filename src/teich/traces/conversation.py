@@ -40,6 +40,7 @@ class _AssistantTurn:
     reasoning: list[str] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
+    train: bool | None = None
 
     def message(self) -> Message:
         return Message(
@@ -47,6 +48,7 @@ class _AssistantTurn:
             content=FRAGMENT_JOINER.join(self.text) if self.text else None,
             reasoning_content=FRAGMENT_JOINER.join(self.reasoning) if self.reasoning else None,
             tool_calls=self.calls or None,
+            train=self.train,
         )
 
 
@@ -81,10 +83,18 @@ class Conversation:
         self.messages.append(Message(role=role, content=content or "", **fields))
 
     def assistant(
-        self, *, text: str | None = None, reasoning: str | None = None, tool_calls: list[ToolCall] = ()
+        self,
+        *,
+        text: str | None = None,
+        reasoning: str | None = None,
+        tool_calls: list[ToolCall] = (),
+        train: bool | None = None,
     ) -> None:
-        """A fragment of the current assistant turn; consecutive fragments merge into one message."""
+        """A fragment of the current assistant turn; consecutive fragments merge into one message
+        (a ``train`` flag of any fragment holds for the turn, ``False`` over ``True``)."""
         turn = self._turn = self._turn or _AssistantTurn()
+        if train is not None and turn.train is not False:
+            turn.train = train
         if reasoning and reasoning.strip():
             turn.reasoning.append(reasoning)
         if text and text.strip():
@@ -313,8 +323,10 @@ def add_openai_message(conversation: Conversation, message: Message) -> None:
     """Feed an OpenAI-style message into a conversation."""
     if message.role == "assistant":
         text = text_of(message.content)
-        conversation.assistant(text=text, reasoning=message.reasoning_content, tool_calls=message.tool_calls or [])
+        conversation.assistant(
+            text=text, reasoning=message.reasoning_content, tool_calls=message.tool_calls or [], train=message.train
+        )
     elif message.role == "tool":
         conversation.tool_result(message.tool_call_id or "", message.content, message.name, message.is_error)
     else:
-        conversation.add(message.role, message.content, name=message.name)
+        conversation.add(message.role, message.content, name=message.name, train=message.train)
