@@ -829,3 +829,35 @@ def test_train_flags_travel_with_rows(tmp_path: Path) -> None:
     assert TrainingExample.from_record(loaded.to_record()).messages == loaded.messages
     with pytest.raises(TeichError, match="train_turns must be"):
         prepare_data(path, family_tokenizer("qwen3_6"), train_turns="first")
+
+
+REASONED = [
+    {"role": "user", "content": "first"},
+    {"role": "assistant", "content": "one", "reasoning_content": "EARLY THOUGHT"},
+    {"role": "user", "content": "second"},
+    {"role": "assistant", "content": "two", "reasoning_content": "LATE THOUGHT"},
+]
+
+
+@pytest.mark.parametrize(
+    ("reasoning", "kwargs", "shown", "removed"),
+    [
+        ("keep", {"preserve_thinking": True}, {"EARLY THOUGHT", "LATE THOUGHT"}, 0),
+        ("last", {"preserve_thinking": True}, {"LATE THOUGHT"}, 1),
+        ("drop", {"preserve_thinking": True}, set(), 2),
+        ("keep", {}, {"LATE THOUGHT"}, 0),  # Qwen3.6 itself leaves out reasoning before the last user turn
+    ],
+)
+def test_reasoning_policy(tmp_path: Path, reasoning: str, kwargs: dict, shown: set, removed: int) -> None:
+    tok = family_tokenizer("qwen3_6")
+    dataset, report = prepare_data(
+        _write(tmp_path, [{"messages": REASONED}]),
+        tok,
+        reasoning=reasoning,
+        chat_template_kwargs=kwargs,
+        return_report=True,
+    )
+    text = dataset[0]["text"]
+    assert {t for t in ("EARLY THOUGHT", "LATE THOUGHT") if t in text} == shown
+    assert report.notes["reasoning removed by the reasoning policy"] == removed
+    assert {span.split("\n")[0] for span in _spans(dataset[0], "reasoning")} == shown

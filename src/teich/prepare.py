@@ -24,7 +24,7 @@ import pyarrow as pa
 from teich.dataset_labels import label_column, policy_note, require_training
 from teich.errors import TeichError
 from teich.labels import Policy, TokenSpans, token_spans
-from teich.render import ParallelToolCalls, RenderedRow, RowError, render_row, template_messages
+from teich.render import ParallelToolCalls, Reasoning, RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
 from teich.templates import TemplateProfile, profile_template, render
@@ -78,6 +78,7 @@ def prepare_data(
     return_report: bool = False,
     num_proc: int | None = None,
     parallel_tool_calls: ParallelToolCalls = "split",
+    reasoning: Reasoning = "keep",
     **policy: Any,
 ) -> datasets.Dataset | tuple[datasets.Dataset, PrepareReport]:
     """Render rows with the tokenizer's chat template and record their supervision spans.
@@ -96,7 +97,10 @@ def prepare_data(
     longest prefix of whole user turns that fits, or ``"error"``. ``parallel_tool_calls`` says what
     happens to a turn with several calls where the template renders one call per message (GPT-OSS):
     ``"split"`` it into one-call turns, each followed by its result, in the order the results came,
-    or ``"drop"`` the row.
+    or ``"drop"`` the row. ``reasoning`` is what the rendered history shows: ``"keep"`` every
+    message's reasoning (as the template renders it; templates such as Qwen3 leave out earlier
+    turns' reasoning, reported), only the ``"last"`` assistant message's, or ``"drop"`` all of it;
+    the report counts the messages whose reasoning was removed.
     """
     if oversized_policy not in ("drop", "trim_followups", "error"):
         raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
@@ -108,7 +112,7 @@ def prepare_data(
     report = PrepareReport(max_length=max_length)
     examples = _load(source_or_dataset, report.load, split, revision, token, max_examples)
     report.rows_in = len(examples)
-    renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls)
+    renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls, reasoning)
     rendered = _render_all(examples, renderer, validate_tools, num_proc)
     rows: dict[int, RenderedRow] = {}
     for row_id, outcome in enumerate(rendered):
@@ -198,9 +202,11 @@ class _Renderer:
     profile: TemplateProfile
     chat_template_kwargs: dict[str, Any]
     parallel_tool_calls: ParallelToolCalls
+    reasoning: Reasoning
 
     def row(self, example: TrainingExample) -> RenderedRow:
-        return render_row(example, self.tokenizer, self.profile, self.chat_template_kwargs, self.parallel_tool_calls)
+        options = (self.parallel_tool_calls, self.reasoning)
+        return render_row(example, self.tokenizer, self.profile, self.chat_template_kwargs, *options)
 
 
 def _render_all(examples, renderer: _Renderer, validate_tools, num_proc) -> list[RenderedRow | str]:
@@ -377,12 +383,13 @@ def row_fits_context(
     max_length: int,
     chat_template_kwargs: dict[str, Any] | None = None,
     parallel_tool_calls: ParallelToolCalls = "split",
+    reasoning: Reasoning = "keep",
 ) -> bool:
     """Whether a row, rendered by the tokenizer's template as ``prepare_data`` renders it (messages
     adapted to the template, see :func:`teich.render.template_messages`), is at most ``max_length`` tokens."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     kwargs = dict(chat_template_kwargs or {})
-    messages, _ = template_messages(example, profile_template(tokenizer, kwargs), parallel_tool_calls)
+    messages, _ = template_messages(example, profile_template(tokenizer, kwargs), parallel_tool_calls, reasoning)
     (encoding,) = _tokenize([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
     return len(encoding.ids) <= max_length
 

@@ -20,6 +20,8 @@ IMAGE_PLACEHOLDER = "[image]"
 
 ParallelToolCalls = Literal["split", "drop"]
 """What to do with a turn of several tool calls where the template renders one call per turn."""
+Reasoning = Literal["keep", "last", "drop"]
+"""Which assistant messages keep their reasoning in the rendered row."""
 
 
 class RowError(ValueError):
@@ -35,9 +37,15 @@ class RenderedRow:
 
 
 def template_messages(
-    example: TrainingExample, profile: TemplateProfile, parallel_tool_calls: ParallelToolCalls = "split"
+    example: TrainingExample,
+    profile: TemplateProfile,
+    parallel_tool_calls: ParallelToolCalls = "split",
+    reasoning: Reasoning = "keep",
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
     """The row's messages as template input, adapted to what the template renders.
+
+    - ``reasoning="last"`` keeps the reasoning of the last assistant message only, ``"drop"`` of
+      none (``"keep"``: all, as the row has it; a template may still leave some out, reported);
 
     - reasoning goes under the key the template reads (``reasoning_content`` or ``thinking``);
     - ``developer`` messages become ``system`` messages where the template has no developer role;
@@ -57,8 +65,12 @@ def template_messages(
     """
     if parallel_tool_calls not in ("split", "drop"):
         raise TeichError(f"parallel_tool_calls must be 'split' or 'drop', not {parallel_tool_calls!r}")
+    if reasoning not in ("keep", "last", "drop"):
+        raise TeichError(f"reasoning must be 'keep', 'last' or 'drop', not {reasoning!r}")
     notes: Counter[str] = Counter()
     messages = [m.to_dict() for m in example.messages]
+    if reasoning != "keep":
+        _strip_reasoning(messages, keep_last=reasoning == "last", notes=notes)
     if not profile.renders_parallel_calls and parallel_tool_calls == "split":
         messages = _split_parallel_calls(messages, notes)
     if profile.reasoning_key and profile.reasoning_key != "reasoning_content":
@@ -100,6 +112,14 @@ def template_messages(
     return messages, notes
 
 
+def _strip_reasoning(messages: list[dict[str, Any]], keep_last: bool, notes: Counter[str]) -> None:
+    """Remove the reasoning of every assistant message (but the last one with ``keep_last``)."""
+    answers = [m for m in messages if m["role"] == "assistant"]
+    for message in answers[:-1] if keep_last else answers:
+        if message.pop("reasoning_content", None):
+            notes["reasoning removed by the reasoning policy"] += 1
+
+
 def _split_parallel_calls(messages: list[dict[str, Any]], notes: Counter[str]) -> list[dict[str, Any]]:
     """Turns with several calls as sequential one-call turns; the first keeps the reasoning and text."""
     split: list[dict[str, Any]] = []
@@ -135,9 +155,10 @@ def render_row(
     profile: TemplateProfile,
     chat_template_kwargs: dict[str, Any],
     parallel_tool_calls: ParallelToolCalls = "split",
+    reasoning: Reasoning = "keep",
 ) -> RenderedRow:
     """Render a row with the tokenizer's template and locate its spans; :class:`RowError` if impossible."""
-    messages, notes = template_messages(example, profile, parallel_tool_calls)
+    messages, notes = template_messages(example, profile, parallel_tool_calls, reasoning)
     try:
         text = render(tokenizer, messages, example.tools, chat_template_kwargs)
     except Exception as error:  # Jinja raises whatever the template's author chose
