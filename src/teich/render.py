@@ -167,7 +167,10 @@ def render_row(
         located = locate_spans(text, messages, profile)
     except SpanError as error:
         raise RowError(f"supervision spans cannot be established: {error}") from None
-    spans = [replace(span, train=messages[span.message].get("train")) for span in located.spans]
+    spans = [
+        span if messages[span.message].get("train") is None else replace(span, train=messages[span.message]["train"])
+        for span in located.spans
+    ]
     if located.unrendered_reasoning:
         notes["reasoning not rendered by the template"] += located.unrendered_reasoning
     if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
