@@ -203,23 +203,14 @@ def floor(path: Path, family: str) -> dict:
 
 def teich(path: Path, family: str, num_proc: int | None, trl_prepare: bool, masked: bool) -> dict:
     """prepare_data with the policy + SFTTrainer init (+ mask_data)."""
-    import torch
     from model_families import family_tokenizer
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from sft_batches import tiny_model
     from trl import SFTConfig, SFTTrainer
 
     from teich import mask_data, prepare_data
 
     tokenizer = family_tokenizer(family)
-    config = Qwen2Config(
-        vocab_size=len(tokenizer),
-        hidden_size=8,
-        intermediate_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=1,
-        num_key_value_heads=1,
-    )
-    model = Qwen2ForCausalLM(config).to(torch.float32)
+    model = tiny_model(tokenizer)
     dataset_kwargs = {} if trl_prepare else {"skip_prepare_dataset": True}
     with tempfile.TemporaryDirectory() as output:
         args = SFTConfig(
