@@ -25,7 +25,7 @@ import datasets
 import pyarrow as pa
 import pytest
 from model_families import FAMILIES, family_tokenizer
-from sft_batches import IGNORE, SETUPS, make_trainer, tiny_model
+from sft_batches import IGNORE, SETUPS, collated_rows, make_trainer, tiny_model
 from test_mask import (
     DEFAULT_FLAGS,
     NON_DEFAULT,
@@ -254,3 +254,13 @@ def test_datasets_carry_no_tokenizer(prepared, tok, tmp_path):
         size = len(pickle.dumps(dataset))
         assert size < 200_000 < tokenizer_size, (size, tokenizer_size)
         assert not [v for v in vars(dataset).values() if v is tok]
+
+
+def test_skip_prepare_dataset_trains_exactly_the_prepared_labels(rows_file, tok, tmp_path):
+    """The documented fast path: a prepared dataset needs none of TRL's passes."""
+    dataset = prepare_data(rows_file, tok, **NON_DEFAULT)
+    trainer = make_trainer(tiny_model(tok), tok, dataset, tmp_path, dataset_kwargs={"skip_prepare_dataset": True})
+    sequences = collated_rows(trainer)
+    assert sorted(map(tuple, (ids for ids, _ in sequences))) == sorted(map(tuple, dataset["input_ids"]))
+    by_ids = {tuple(row["input_ids"]): row["labels"] for row in dataset}
+    assert all(labels == by_ids[tuple(ids)] for ids, labels in sequences)
