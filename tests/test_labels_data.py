@@ -264,3 +264,20 @@ def test_skip_prepare_dataset_trains_exactly_the_prepared_labels(rows_file, tok,
     assert sorted(map(tuple, (ids for ids, _ in sequences))) == sorted(map(tuple, dataset["input_ids"]))
     by_ids = {tuple(row["input_ids"]): row["labels"] for row in dataset}
     assert all(labels == by_ids[tuple(ids)] for ids, labels in sequences)
+
+
+@pytest.mark.parametrize("family", ["qwen3_6", "gptoss", "deepseekv3"])
+def test_forked_workers_prepare_the_same_dataset(shared_traces, tmp_path, family):
+    """``num_proc`` renders and tokenizes in forked processes: the dataset (every column, row order)
+    and the report are those of one process, rows dropped, trimmed and kept alike."""
+    from agent_rows import agent_sources
+
+    tokenizer = family_tokenizer(family)
+    sources = agent_sources(shared_traces, tmp_path)
+    options = {"strict": False, "max_length": 700, "oversized_policy": "trim_followups", "return_report": True}
+    one, one_report = prepare_data(sources, tokenizer, **options, **POLICY)
+    forked, forked_report = prepare_data(sources, tokenizer, num_proc=2, **options, **POLICY)
+    assert one_report.trimmed and one_report.kept_row_ids  # the case exercises trimming
+    assert forked.to_dict() == one.to_dict()
+    assert forked_report.summary() == one_report.summary()
+    assert (forked_report.dropped, forked_report.trimmed) == (one_report.dropped, one_report.trimmed)

@@ -7,6 +7,7 @@ nothing is kept between calls, so it works on a dataset saved, loaded, shuffled 
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -196,4 +197,17 @@ def with_columns(
     info = dataset.info.copy()
     info.features = datasets.Features(features)
     info.description = policy_note(info.description, policy)
-    return datasets.Dataset(table, info=info)
+    return arrow_dataset(table, info)
+
+
+def arrow_dataset(table: pa.Table, info: datasets.DatasetInfo) -> datasets.Dataset:
+    """A dataset over ``table``, fingerprinted by its buffers and description: the same data gets the
+    same fingerprint (so ``map`` caches stay valid) without ``datasets`` pickling every row to hash it."""
+    digest = hashlib.blake2b(f"{info.description}{table.schema}".encode(), digest_size=16)
+    for column in table.columns:
+        for chunk in column.chunks:
+            digest.update(f"{chunk.offset}:{len(chunk)}".encode())
+            for buffer in chunk.buffers():
+                if buffer is not None:
+                    digest.update(buffer)
+    return datasets.Dataset(table, info=info, fingerprint=digest.hexdigest())

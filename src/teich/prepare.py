@@ -9,7 +9,6 @@ default) the texts are tokenized in one batched call with offsets and labelled f
 from __future__ import annotations
 
 import math
-import multiprocessing
 import warnings
 from collections import Counter
 from collections.abc import Iterable
@@ -21,12 +20,14 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from teich.dataset_labels import label_column, policy_note, require_training
+from teich.dataset_labels import arrow_dataset, label_column, policy_note, require_training
 from teich.errors import TeichError
 from teich.labels import Policy, TokenSpans, token_spans
+from teich.parallel import can_fork, fork_map
 from teich.render import ParallelToolCalls, Reasoning, RenderedRow, RowError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
+from teich.spans import Span
 from teich.templates import TemplateProfile, profile_template, render
 from teich.traces.conversation import tool_name
 
@@ -112,21 +113,21 @@ def prepare_data(
     report = PrepareReport(max_length=max_length)
     examples = _load(source_or_dataset, report.load, split, revision, token, max_examples)
     report.rows_in = len(examples)
-    renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls, reasoning)
-    rendered = _render_all(examples, renderer, validate_tools, num_proc)
+    renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls, reasoning, tokenize or max_length is not None)
     rows: dict[int, RenderedRow] = {}
-    for row_id, outcome in enumerate(rendered):
+    encoded: dict[int, _Tokens] = {}
+    for row_id, outcome in enumerate(_prepare_all(examples, renderer, validate_tools, num_proc)):
         if isinstance(outcome, str):
             _reject(report, row_id, outcome, examples[row_id], strict)
-        else:
-            rows[row_id] = outcome
-            report.notes.update(outcome.notes)
-    encodings = _tokenize([rows[i].text for i in rows], tokenizer) if (tokenize or max_length) else None
-    encoded = dict(zip(rows, encodings or [], strict=False))
+            continue
+        rows[row_id], tokens = outcome
+        report.notes.update(rows[row_id].notes)
+        if tokens is not None:
+            encoded[row_id] = tokens
     if max_length is not None:
         _fit(rows, encoded, examples, renderer, report, oversized_policy, drop_oversized_examples)
     report.kept_row_ids = sorted(rows)
-    report.token_lengths = [len(encoded[i]) for i in report.kept_row_ids] if encoded else []
+    report.token_lengths = [len(encoded[i].ids) for i in report.kept_row_ids] if encoded else []
     dataset = _to_dataset(rows, encoded if tokenize else None, examples, teich_masking, preserve_columns, chosen)
     if teich_masking and not tokenize:
         warnings.warn(
@@ -203,30 +204,47 @@ class _Renderer:
     chat_template_kwargs: dict[str, Any]
     parallel_tool_calls: ParallelToolCalls
     reasoning: Reasoning
+    tokenize: bool
 
     def row(self, example: TrainingExample) -> RenderedRow:
         options = (self.parallel_tool_calls, self.reasoning)
         return render_row(example, self.tokenizer, self.profile, self.chat_template_kwargs, *options)
 
 
-def _render_all(examples, renderer: _Renderer, validate_tools, num_proc) -> list[RenderedRow | str]:
-    job = (renderer, validate_tools)
-    if not num_proc or num_proc <= 1 or len(examples) < 2 * num_proc:
-        return [_render_one(example, *job) for example in examples]
-    with multiprocessing.get_context("fork").Pool(num_proc, initializer=_init_worker, initargs=job) as pool:
-        return pool.map(_render_in_worker, examples, chunksize=max(1, len(examples) // (num_proc * 8)))
+@dataclass(frozen=True)
+class _Tokens:
+    """A rendered row's token ids and its spans as token ranges."""
+
+    ids: np.ndarray
+    spans: TokenSpans
+
+    @classmethod
+    def of(cls, row: RenderedRow, encoding: Any) -> _Tokens:
+        return cls(np.asarray(encoding.ids, dtype=np.int32), token_spans(row.spans, encoding))
 
 
-_WORKER_JOB: tuple = ()
+_Outcome = tuple[RenderedRow, _Tokens | None] | str
 
 
-def _init_worker(*job: Any) -> None:
-    global _WORKER_JOB
-    _WORKER_JOB = job
+def _prepare_all(examples, renderer: _Renderer, validate_tools, num_proc) -> list[_Outcome]:
+    """Every row rendered (and tokenized), or why it cannot be used. In one process the texts are
+    tokenized in one batched call; with ``num_proc`` each forked process renders and tokenizes its
+    share of the rows, so the Python work of rendering runs on every core too."""
+    if num_proc and num_proc > 1 and len(examples) >= 2 * num_proc and can_fork():
+        return fork_map(lambda i: _prepare_one(examples[i], renderer, validate_tools), len(examples), num_proc)
+    rendered = [_render_one(example, renderer, validate_tools) for example in examples]
+    if not renderer.tokenize:
+        return [o if isinstance(o, str) else (o, None) for o in rendered]
+    encodings = iter(_tokenize([o.text for o in rendered if not isinstance(o, str)], renderer.tokenizer))
+    return [o if isinstance(o, str) else (o, _Tokens.of(o, next(encodings))) for o in rendered]
 
 
-def _render_in_worker(example: TrainingExample) -> RenderedRow | str:
-    return _render_one(example, *_WORKER_JOB)
+def _prepare_one(example: TrainingExample, renderer: _Renderer, validate_tools: bool) -> _Outcome:
+    outcome = _render_one(example, renderer, validate_tools)
+    if isinstance(outcome, str) or not renderer.tokenize:
+        return outcome if isinstance(outcome, str) else (outcome, None)
+    (encoding,) = _tokenize([outcome.text], renderer.tokenizer)
+    return outcome, _Tokens.of(outcome, encoding)
 
 
 def _render_one(example, renderer: _Renderer, validate_tools) -> RenderedRow | str:
@@ -256,12 +274,13 @@ def _where(example: TrainingExample, row_id: int) -> str:
 
 
 def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
-    """One batched fast-tokenizer call with offsets, exactly as ``apply_chat_template`` tokenizes."""
-    if not texts:
-        return []
+    """One batched fast-tokenizer call with offsets, exactly as ``apply_chat_template`` tokenizes
+    (a single text is encoded alone, which keeps the tokenizer's thread pool out of forked workers)."""
     if not getattr(tokenizer, "is_fast", False):
         raise TeichError("a fast tokenizer (PreTrainedTokenizerFast) is needed for character offsets")
-    return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
+    if len(texts) == 1:
+        return [tokenizer._tokenizer.encode(texts[0], add_special_tokens=False)]
+    return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
 
 
 def _fit(rows, encoded, examples, renderer: _Renderer, report, policy, drop_oversized) -> None:
@@ -269,13 +288,14 @@ def _fit(rows, encoded, examples, renderer: _Renderer, report, policy, drop_over
     count the changes made to the rows kept, so a dropped row's are taken back and a trimmed row's
     replaced by those of its prefix."""
     limit = report.max_length
-    for row_id in [i for i in rows if len(encoded[i]) > limit]:
+    for row_id in [i for i in rows if len(encoded[i].ids) > limit]:
         report.oversized.append(row_id)
+        length = len(encoded[row_id].ids)
         if policy == "error":
-            raise TeichError(f"{_where(examples[row_id], row_id)}: {len(encoded[row_id])} tokens > max_length {limit}")
+            raise TeichError(f"{_where(examples[row_id], row_id)}: {length} tokens > max_length {limit}")
         if policy == "drop":
             if drop_oversized:
-                report.dropped[row_id] = f"oversized: {len(encoded[row_id])} tokens > max_length {limit}"
+                report.dropped[row_id] = f"oversized: {length} tokens > max_length {limit}"
                 report.notes -= rows[row_id].notes
                 del rows[row_id], encoded[row_id]
             continue
@@ -328,7 +348,7 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Ren
             continue
         (encoding,) = _tokenize([row.text], renderer.tokenizer)
         if len(encoding) <= limit:
-            best = (row, encoding), kept, len(starts)
+            best = (row, _Tokens.of(row, encoding)), kept, len(starts)
             low = middle + 1
         else:
             high = middle - 1
@@ -339,13 +359,13 @@ def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, 
     """The prepared rows as one Arrow table; token columns are built from flat arrays, not lists, and
     the labels' policy is recorded in the dataset's ``info``."""
     ids = sorted(rows)
-    spans = [token_spans(rows[i].spans, encoded[i]) for i in ids] if encoded is not None else [None] * len(ids)
+    spans = [encoded[i].spans for i in ids] if encoded is not None else [None] * len(ids)
     columns: dict[str, pa.Array] = {"text": pa.array([rows[i].text for i in ids], pa.string())}
     if teich_masking:
-        columns["spans"] = pa.array([_span_records(rows[i], s) for i, s in zip(ids, spans, strict=True)])
+        columns["spans"] = _span_column([rows[i].spans for i in ids], spans)
     info = datasets.DatasetInfo()
     if encoded is not None:
-        token_ids = [np.asarray(encoded[i].ids, dtype=np.int32) for i in ids]
+        token_ids = [encoded[i].ids for i in ids]
         offsets = np.cumsum([0] + [len(t) for t in token_ids], dtype=np.int64)
         flat = np.concatenate(token_ids) if token_ids else np.zeros(0, np.int32)
         columns["input_ids"] = pa.LargeListArray.from_arrays(offsets, flat)
@@ -357,17 +377,25 @@ def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, 
             info.description = policy_note(None, policy)
     for name in preserve_columns or []:
         columns[name] = pa.array([_column(examples[i], name) for i in ids])
-    return datasets.Dataset(pa.table(columns), info=info)
+    return arrow_dataset(pa.table(columns), info)
 
 
-def _span_records(row: RenderedRow, spans: TokenSpans | None) -> list[dict[str, Any]]:
-    records = [
-        {"kind": s.kind, "start": s.start, "end": s.end, "message": s.message, "train": s.train} for s in row.spans
-    ]
-    if spans is not None:
-        for record, (token_start, token_end) in zip(records, spans.ranges, strict=True):
-            record["token_start"], record["token_end"] = token_start, token_end
-    return records
+def _span_column(row_spans: list[list[Span]], token_ranges: list[TokenSpans | None]) -> pa.ListArray:
+    """Each row's spans as a list of structs (``kind``, character ``start``/``end``, ``message``,
+    ``train``, and ``token_start``/``token_end`` when tokenized), built column by column."""
+    flat = [span for spans in row_spans for span in spans]
+    fields = {
+        "kind": pa.array([s.kind for s in flat], pa.string()),
+        "start": pa.array([s.start for s in flat], pa.int64()),
+        "end": pa.array([s.end for s in flat], pa.int64()),
+        "message": pa.array([s.message for s in flat], pa.int64()),
+        "train": pa.array([s.train for s in flat], pa.bool_()),
+    }
+    if token_ranges and token_ranges[0] is not None:
+        bounds = np.array([r for ranges in token_ranges for r in ranges.ranges], np.int64).reshape(-1, 2)
+        fields["token_start"], fields["token_end"] = pa.array(bounds[:, 0]), pa.array(bounds[:, 1])
+    offsets = np.cumsum([0] + [len(spans) for spans in row_spans], dtype=np.int32)
+    return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(list(fields.values()), list(fields)))
 
 
 def _column(example: TrainingExample, name: str) -> Any:
