@@ -75,6 +75,10 @@ def test_openrouter_base_url_and_sections_left_empty(tmp_path: Path) -> None:
         (MINIMAL + "  reasoning_effort: extreme\n", "config.yaml: model.reasoning_effort: Input should be 'minimal'"),
         (MINIMAL + "api:\n  provider: custom\n", "config.yaml: api.base_url: required when api.provider is custom"),
         (MINIMAL + "api:\n  base_url: localhost:1234\n", "config.yaml: api.base_url: should start with http://"),
+        (MINIMAL + "api:\n  base_url: http://127.0.0.1:99999/v1\n", "config.yaml: api.base_url: has an invalid port"),
+        (MINIMAL + "api:\n  base_url: 'http://'\n", "config.yaml: api.base_url: has no host name"),
+        (MINIMAL + "api:\n  base_url: http://my server/v1\n", "config.yaml: api.base_url: should not contain spaces"),
+        (MINIMAL + "concurrency: 1000000000000\n", "config.yaml: concurrency: Input should be less than or equal to"),
         (
             MINIMAL + "api:\n  wire_api: completions\n",
             "config.yaml: api.wire_api: Input should be 'chat' or 'responses'",
@@ -127,6 +131,8 @@ def test_env_overrides(tmp_path: Path) -> None:
 def test_invalid_override_names_its_variable(tmp_path: Path) -> None:
     message = load_error(tmp_path, MINIMAL, TEICH_PROVIDER="claude")
     assert "config.yaml: agent.provider (from TEICH_PROVIDER): Input should be" in message
+    message = load_error(tmp_path, MINIMAL, TEICH_BASE_URL="http://localhost:1234 /v1")
+    assert "config.yaml: api.base_url (from TEICH_BASE_URL): should not contain spaces" in message
 
 
 KEY_SOURCES = {
@@ -189,6 +195,23 @@ def test_secrets_never_appear_in_logs(tmp_path: Path) -> None:
     assert "api_key" not in public["api"] and "hf_token" not in public["publish"]
     assert public["publish"]["repo_id"] == "me/traces"
     assert config.api_key() == "sk-file-secret" and config.hf_token() == "hf_file_secret"
+
+
+def test_output_folders_where_a_file_stands_are_refused(tmp_path: Path) -> None:
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "output").write_text("a file")
+    message = load_error(tmp_path, MINIMAL)  # the default traces_dir
+    assert f"config.yaml: output.traces_dir: {tmp_path / 'project' / 'output'} exists and is not a folder" in message
+    message = load_error(tmp_path, MINIMAL + "output:\n  traces_dir: ok\n  sandbox_dir: output/sandbox\n")
+    assert "config.yaml: output.sandbox_dir: " in message and "output.traces_dir" not in message
+
+
+def test_redact_hides_every_configured_secret(tmp_path: Path) -> None:
+    text = MINIMAL + "api:\n  api_key: sk-file-secret\n  api_key_env: MY_KEY\npublish:\n  hf_token: hf_file_secret\n"
+    environ = {"MY_KEY": "sk-named", "OPENROUTER_API_KEY": "sk-router", "HF_TOKEN": "hf_env_secret", "OTHER": "public"}
+    config = load(tmp_path, text, **environ, TEICH_API_KEY="x")  # too short to be a real key: left alone
+    shown = config.redact("sk-file-secret sk-named sk-router hf_file_secret hf_env_secret public x")
+    assert shown == "[redacted] [redacted] [redacted] [redacted] [redacted] public x"
 
 
 def test_public_dict_shows_project_paths_relative(tmp_path: Path) -> None:

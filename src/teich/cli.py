@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,8 @@ from teich import __version__
 from teich.errors import TeichError
 from teich.files import write_jsonl_atomic
 from teich.generate.card import CARD, TOOLS, write_card
-from teich.generate.config import Config
+from teich.generate.config import MAX_CONCURRENCY, Config
+from teich.generate.output import lock_output
 from teich.generate.project import init_project
 from teich.generate.publish import publish
 from teich.generate.runner import Summary, make_provider, plan
@@ -157,32 +158,40 @@ def generate(
     output: Annotated[
         Path | None, typer.Option("--output", help="Write rows here instead of output.traces_dir.")
     ] = None,
-    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, help="Prompts in flight at once.")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, max=MAX_CONCURRENCY, help="Prompts in flight at once.")
+    ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run at most this many prompts.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; call no model.")] = False,
 ) -> None:
-    """Run the config's prompts through its provider and write training rows, a card and failures."""
+    """Run the config's prompts through its provider and write training rows, a card and failures.
+
+    One run at a time per output folder: the run holds its lock from planning to publishing."""
+    settings: Config | None = None
     try:
         settings = Config.from_yaml(config)
         if output is not None:
             settings.output.traces_dir = output.resolve()
         provider = make_provider(settings)
-        pending, summary = plan(settings, provider, resume=resume, limit=limit)
-        for problem in summary.problems:
-            console.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
-        if dry_run:
-            _print_plan(settings, pending, summary)
-            return
-        with _generation_progress(len(pending)) as update:
-            asyncio.run(run_generation(settings, provider, pending, summary, concurrency=concurrency, on_update=update))
-        folder, files = settings.output.traces_dir, provider.output_files()
-        write_card(settings, folder, provider.rows(), files, summary.failed)
-        if settings.publish.repo_id:
-            token, private = settings.hf_token(), settings.publish.private
-            url = publish(folder, [*files, CARD, TOOLS], settings.publish.repo_id, token, private)
-            console.print(f"published to {escape(url)}")
+        with nullcontext() if dry_run else lock_output(settings.output.traces_dir):
+            pending, summary = plan(settings, provider, resume=resume, limit=limit)
+            for problem in summary.problems:
+                console.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
+            if dry_run:
+                _print_plan(settings, pending, summary)
+                return
+            with _generation_progress(len(pending)) as update:
+                job = run_generation(settings, provider, pending, summary, concurrency=concurrency, on_update=update)
+                asyncio.run(job)
+            folder, files = settings.output.traces_dir, provider.output_files()
+            write_card(settings, folder, provider.rows(), files, summary.failed)
+            if settings.publish.repo_id:
+                token, private = settings.hf_token(), settings.publish.private
+                url = publish(folder, [*files, CARD, TOOLS], settings.publish.repo_id, token, private)
+                console.print(f"published to {escape(url)}")
     except TeichError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
+        message = settings.redact(str(error)) if settings is not None else str(error)
+        console.print(f"[red]error:[/red] {escape(message)}")
         raise typer.Exit(1) from None
     for failure in summary.failures[:MAX_PROBLEMS_SHOWN]:
         console.print(f"[red]failed[/red] {escape(failure)}", highlight=False)

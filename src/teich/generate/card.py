@@ -10,6 +10,7 @@ import yaml
 
 from teich.files import write_json_atomic, write_text_atomic
 from teich.generate.config import Config
+from teich.generate.output import cannot_write
 
 CARD = "README.md"
 TOOLS = "tools.json"
@@ -66,10 +67,13 @@ train = prepare_data("<this dataset's repo id or folder>", tokenizer, tokenize=T
 
 def write_card(config: Config, folder: Path, rows: list[dict[str, Any]], files: list[str], failed: int) -> None:
     """Write ``README.md``, and ``tools.json`` when the rows offered tools."""
-    write_text_atomic(folder / CARD, render_card(config, rows, files, failed))
-    tools = _tools(rows)
-    if tools:
-        write_json_atomic(folder / TOOLS, tools)
+    try:
+        write_text_atomic(folder / CARD, render_card(config, rows, files, failed))
+        tools = _tools(rows)
+        if tools:
+            write_json_atomic(folder / TOOLS, tools)
+    except OSError as error:
+        raise cannot_write(folder, error) from None
 
 
 def _tools(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

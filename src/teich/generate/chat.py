@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import openai
 
-from teich.errors import TeichError
 from teich.generate.config import Config, ModelConfig
+from teich.generate.output import RowLog
 from teich.generate.prompts import PromptSpec, key_for
 
 # Worth another attempt: rate limits, server errors, timeouts, dropped connections, broken bodies
@@ -46,41 +44,6 @@ class Turn:
     reasoning: str | None
     usage: dict[str, int] = field(default_factory=dict)
     cost: float | None = None
-
-
-class RowLog:
-    """The append-only JSONL file of finished rows."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def rows(self) -> list[dict[str, Any]]:
-        """Every complete row; a line cut short by a crash is removed from the file first."""
-        if not self.path.exists():
-            return []
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            data = data[: data.rfind(b"\n") + 1]
-            with self.path.open("r+b") as handle:
-                handle.truncate(len(data))
-        rows = []
-        for number, line in enumerate(data.splitlines(), start=1):
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                raise TeichError(f"{self.path}:{number}: not a JSON row; fix or remove it before resuming") from None
-        return rows
-
-    def append(self, row: dict[str, Any]) -> None:
-        """One row as one line, written with a single call and synced before returning."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        line = (json.dumps(row, ensure_ascii=False) + "\n").encode()
-        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(descriptor, line)
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
 
 
 def row_key(row: dict[str, Any]) -> str:

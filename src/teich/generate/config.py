@@ -38,6 +38,9 @@ DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "openrouter": "https
 PROVIDER_KEY_ENVS = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
 HF_TOKEN_ENVS = ("HF_TOKEN", "HUGGINGFACE_HUB_TOKEN", "TEICH_HF_TOKEN")
 LOCAL_PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the OpenAI SDK insists on one
+MAX_CONCURRENCY = 1024  # more prompts in flight than any server takes; far more would exhaust sockets
+MIN_SECRET_LENGTH = 4  # shorter keys are placeholders; redacting them would garble messages
+REDACTED = "[redacted]"
 ENV_OVERRIDES = {"TEICH_PROVIDER": ("agent", "provider"), "TEICH_MODEL": ("model", "model")}
 _SECRETS = {"api": {"api_key"}, "publish": {"hf_token"}}
 
@@ -85,14 +88,28 @@ class ApiConfig(_Section):
             return DEFAULT_BASE_URLS.get(info.data.get("provider", ""))
         if not value.startswith(("http://", "https://")):
             raise PydanticCustomError("bad_base_url", "should start with http:// or https://")
+        problem = _url_problem(value)
+        if problem:
+            raise PydanticCustomError("bad_base_url", problem)
         return value
 
 
 class OutputConfig(_Section):
-    traces_dir: Path = Path("output")
-    sandbox_dir: Path = Path("sandbox")
-    failures_dir: Path = Path("failures")
+    traces_dir: Path = Field(default=Path("output"), validate_default=True)
+    sandbox_dir: Path = Field(default=Path("sandbox"), validate_default=True)
+    failures_dir: Path = Field(default=Path("failures"), validate_default=True)
     pretty_name: str | None = None
+
+    @field_validator("traces_dir", "sandbox_dir", "failures_dir")
+    @classmethod
+    def _folder_under_root(cls, path: Path, info: ValidationInfo) -> Path:
+        """The folder, resolved against the project folder; refused when a file stands where it would be."""
+        root = (info.context or {}).get("root")
+        path = _under(root, path) if root is not None else path
+        blocker = next((p for p in (path, *path.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise PydanticCustomError("not_a_folder", "{file} exists and is not a folder", {"file": str(blocker)})
+        return path
 
     @field_serializer("traces_dir", "sandbox_dir", "failures_dir", when_used="json")
     def _show_paths(self, path: Path, info: SerializationInfo) -> str:
@@ -119,9 +136,9 @@ class Config(_Section):
     api: ApiConfig = Field(default_factory=ApiConfig)
     prompts_file: Path = Path("prompts.csv")
     system_prompt: str | None = None
-    output: OutputConfig = Field(default_factory=OutputConfig)
+    output: OutputConfig = Field(default_factory=dict, validate_default=True)  # validated: paths resolve
     publish: PublishConfig = Field(default_factory=PublishConfig)
-    concurrency: int = Field(default=4, ge=1)
+    concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     _environ: Mapping[str, str] = PrivateAttr(default_factory=lambda: os.environ)
@@ -132,8 +149,6 @@ class Config(_Section):
         root = (info.context or {}).get("root")
         if root is not None:
             self.prompts_file = _under(root, self.prompts_file)
-            for name in ("traces_dir", "sandbox_dir", "failures_dir"):
-                setattr(self.output, name, _under(root, getattr(self.output, name)))
         return self
 
     @field_serializer("prompts_file", when_used="json")
@@ -175,6 +190,19 @@ class Config(_Section):
     def hf_token(self) -> str | None:
         """The Hugging Face token: ``publish.hf_token``, else the first of :data:`HF_TOKEN_ENVS` that is set."""
         return _secret(self.publish.hf_token) or _first_set(self._environ, HF_TOKEN_ENVS)
+
+    def secrets(self) -> list[str]:
+        """Every key and token a run may use, from the file and the environment, longest first."""
+        names = [self.api.api_key_env, "TEICH_API_KEY", *PROVIDER_KEY_ENVS.values(), *HF_TOKEN_ENVS]
+        values = [_secret(self.api.api_key), _secret(self.publish.hf_token)]
+        values += [self._environ.get(name, "").strip() for name in names if name]
+        return sorted({v for v in values if v and len(v) >= MIN_SECRET_LENGTH}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every one of :meth:`secrets` replaced by ``[redacted]``."""
+        for secret in self.secrets():
+            text = text.replace(secret, REDACTED)
+        return text
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data for logs and dataset cards: no secrets, paths relative to the project."""
@@ -266,6 +294,24 @@ def _secret(value: SecretStr | None) -> str | None:
 
 def _first_set(environ: Mapping[str, str], names: Sequence[str]) -> str | None:
     return next((environ[name].strip() for name in names if environ.get(name, "").strip()), None)
+
+
+def _url_problem(url: str) -> str | None:
+    """Why the SDK could not connect to ``url`` at all, or ``None``."""
+    if any(character.isspace() for character in url):
+        return "should not contain spaces"
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "has no host name"
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        return f"has an invalid host name {parts.hostname!r}"
+    try:
+        port_ok = parts.port != 0
+    except ValueError:  # out of range, or not a number
+        port_ok = False
+    return None if port_ok else "has an invalid port: should be a number from 1 to 65535"
 
 
 def _is_local(url: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from huggingface_hub import HfApi
-from huggingface_hub.errors import HfHubHTTPError
+from huggingface_hub.errors import HfHubHTTPError, HTTPError  # HTTPError: the HTTP library's own, as the Hub uses
 
 from teich.errors import TeichError
 
@@ -28,4 +28,7 @@ def publish(folder: Path, files: list[str], repo_id: str, token: str | None, pri
                 )
     except HfHubHTTPError as error:
         raise TeichError(f"publishing to {repo_id} failed: {str(error).splitlines()[0]}") from None
+    except (HTTPError, OSError) as error:  # no answer at all (offline, refused, timed out), or a file unread
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TeichError(f"publishing to {repo_id} at {api.endpoint} failed: {reason}") from None
     return str(url)

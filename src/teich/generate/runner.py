@@ -4,7 +4,9 @@ Each provider keeps a prompt's output as soon as it finishes (a row appended to 
 ``chat``, a native session file for the agents). A run that is killed loses at most the prompts in
 flight: ``--resume`` skips every prompt that already has a complete output and retries the rest,
 failed ones included. A prompt that keeps failing is written to ``<failures_dir>/<key>.json`` with
-its error, and the run goes on.
+its error, and the run goes on. An output that cannot be written (disk full, read-only) stops the run:
+no prompt is started after that, answers already received are kept (see :mod:`teich.generate.output`),
+and ``--resume`` finishes without asking for them again. Error texts never show a configured secret.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from teich.files import write_json_atomic
 from teich.generate.agents.provider import AgentProvider
 from teich.generate.chat import ChatProvider, GenerationError
 from teich.generate.config import Config
+from teich.generate.output import OutputError, cannot_write
 from teich.generate.prompts import PromptSpec, read_prompts
 
 
@@ -79,36 +83,59 @@ async def generate(
     concurrency: int | None = None,
     on_update: Callable[[Summary], None] | None = None,
 ) -> Summary:
-    """Run the pending prompts, at most ``concurrency`` at a time, keeping outputs as they finish."""
-    failures = config.output.failures_dir
+    """Run the pending prompts, at most ``concurrency`` at a time, keeping outputs as they finish.
+
+    Rows an earlier run could not write are moved into place first; an output that cannot be written
+    raises :class:`OutputError` once the prompts in flight have finished."""
     gate = asyncio.Semaphore(concurrency or config.concurrency)
+    stopped: list[OutputError] = []
 
     async def one(spec: PromptSpec) -> None:
         async with gate:
-            for attempt in range(1, _run_attempts(config, provider) + 1):
-                try:
-                    metadata = await provider.run(spec)
-                except GenerationError as error:
-                    if attempt < _run_attempts(config, provider):
-                        continue
-                    summary.failed += 1
-                    summary.failures.append(f"{spec.prompt[:60]!r}: {error}")
-                    write_json_atomic(failures / f"{spec.key}.json", _failure(spec, str(error), error.output))
-                else:
-                    (failures / f"{spec.key}.json").unlink(missing_ok=True)
-                    summary.done += 1
-                    usage = metadata.get("usage") or {}
-                    summary.tokens += sum(v for k, v in usage.items() if k in _TOKEN_KEYS and isinstance(v, int))
-                    summary.cost += metadata.get("cost") or 0.0
-                    break
+            if stopped:
+                return  # the output cannot be written: ask for nothing more
+            try:
+                await _run_prompt(config, provider, spec, summary)
+            except OutputError as error:
+                stopped.append(error)
             if on_update:
                 on_update(summary)
 
+    if isinstance(provider, ChatProvider):
+        provider.log.recover()
     try:
         await asyncio.gather(*(one(spec) for spec in pending))
     finally:
         await provider.close()
+    if stopped:
+        raise stopped[-1]  # the last says how many answers were kept
     return summary
+
+
+async def _run_prompt(config: Config, provider: Provider, spec: PromptSpec, summary: Summary) -> None:
+    """One prompt, retried whole for agents; one that keeps failing is recorded in the failures folder."""
+    failure = config.output.failures_dir / f"{spec.key}.json"
+    attempts = _run_attempts(config, provider)
+    for attempt in range(1, attempts + 1):
+        try:
+            metadata = await provider.run(spec)
+        except GenerationError as error:
+            if attempt < attempts:
+                continue
+            summary.failed += 1
+            summary.failures.append(config.redact(f"{spec.prompt[:60]!r}: {error}"))
+            try:
+                write_json_atomic(failure, _failure(config, spec, str(error), error.output))
+            except OSError as problem:
+                raise cannot_write(failure, problem) from None
+        else:
+            with suppress(OSError):  # a stale record is harmless: resume goes by the rows
+                failure.unlink(missing_ok=True)
+            summary.done += 1
+            usage = metadata.get("usage") or {}
+            summary.tokens += sum(v for k, v in usage.items() if k in _TOKEN_KEYS and isinstance(v, int))
+            summary.cost += metadata.get("cost") or 0.0
+            return
 
 
 # Usage keys that count tokens in rows written by Teich (chat) or converted from agent sessions.
@@ -120,15 +147,15 @@ def _run_attempts(config: Config, provider: Provider) -> int:
     return 1 if isinstance(provider, ChatProvider) else config.retry.max_attempts
 
 
-def _failure(spec: PromptSpec, error: str, output: str) -> dict[str, Any]:
+def _failure(config: Config, spec: PromptSpec, error: str, output: str) -> dict[str, Any]:
     record = {
         "prompt": spec.prompt,
         "system": spec.system,
         "follow_up_prompts": list(spec.follow_up_prompts),
         "category": spec.category,
-        "error": error,
+        "error": config.redact(error),
         "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     if output:
-        record["agent_output"] = output  # the end of what the agent CLI printed (stderr, then stdout)
+        record["agent_output"] = config.redact(output)  # the end of what the agent CLI printed (stderr, then stdout)
     return record
