@@ -72,8 +72,9 @@ class Policy:
         if self.train_turns == "last":
             answers = [m for kind, m in zip(spans.kinds, messages, strict=True) if kind in ASSISTANT_KINDS]
             last = max(answers, default=None)
+        kinds = self.kinds
         return [
-            train if train is not None else kind in self.kinds and (last is None or message == last)
+            train if train is not None else kind in kinds and (last is None or message == last)
             for kind, message, train in zip(spans.kinds, messages, trains, strict=True)
         ]
 
