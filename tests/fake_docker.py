@@ -1,6 +1,7 @@
 """A stand-in for the ``docker`` CLI where no Docker engine runs: it records every call and runs
 ``docker run`` commands on the host as the container would (workdir, passed-through variables,
-and a PATH standing in for the image's, from ``FAKE_DOCKER_PATH``).
+and a PATH standing in for the image's, from ``FAKE_DOCKER_PATH``); mounts, user, network and security
+options are recorded, not applied.
 
 State lives in ``$FAKE_DOCKER_STATE``: ``calls.jsonl`` (one argv per line) and ``images`` (built tags).
 """
@@ -12,6 +13,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+SWITCHES = ("--rm", "--read-only")  # the run flags that take no value
 
 
 def main(argv: list[str]) -> int:
@@ -38,12 +41,12 @@ def run(argv: list[str]) -> int:
     env = {"PATH": os.environ["FAKE_DOCKER_PATH"]}
     workdir, index = "/", 0
     while argv[index].startswith("--"):
-        flag, value = argv[index], argv[index + 1] if argv[index] != "--rm" else None
+        flag, value = argv[index], argv[index + 1] if argv[index] not in SWITCHES else None
         if flag == "--env":
             env[value] = os.environ[value]
         elif flag == "--workdir":
             workdir = value
-        index += 1 if flag == "--rm" else 2
+        index += 1 if flag in SWITCHES else 2
     command = argv[index + 1 :]  # after the image
     return subprocess.run(command, cwd=workdir, env=env, check=False).returncode
 

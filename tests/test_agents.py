@@ -7,10 +7,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import sys
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -22,6 +27,7 @@ from teich import TrainingExample, audit, load_traces, mask_data, prepare_data
 from teich.cli import app
 from teich.generate.agents.clis import AGENT_CLIS
 from teich.generate.agents.install import ensure_installed
+from teich.generate.agents.sandbox import AGENT_UID
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("bwrap") and shutil.which("npm")), reason="needs bubblewrap and npm (.ci/run installs them)"
@@ -159,6 +165,102 @@ def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, scripted_ser
     assert "Read-only file system" in str(output)
 
 
+@pytest.fixture
+def host_listener() -> Iterator[tuple[int, list[bytes]]]:
+    """A TCP listener on the host's 127.0.0.1 (not the endpoint); yields its port and what reached it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                received.append(connection.recv(100))
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield listener.getsockname()[1], received
+    listener.shutdown(socket.SHUT_RDWR)
+    listener.close()
+
+
+def tool_outputs(folder: Path) -> list[str]:
+    (row,) = [TrainingExample.from_record(r) for r in load_traces(folder)]
+    return [str(m.content) for m in row.messages if m.role == "tool"]
+
+
+def test_sandbox_holds(agent, tmp_path, scripted_server, host_listener):
+    """Run by root (as on GPU boxes) or not, the agent's shell is an unprivileged user without
+    capabilities that sees nothing of the host's homes, secrets or other projects, writes nowhere on the
+    host, and reaches nothing on the network but the endpoint (through the relay)."""
+    token = f"s3cr3t-{time.time_ns()}"  # the planted files' content, in none of their names
+    secret = Path.home() / f".teich-secret-{tmp_path.name}"  # /root/... when root runs the tests
+    other = tmp_path / "other-project"
+    other.mkdir()
+    (other / "notes.txt").write_text(token)
+    port, received = host_listener
+    script: dict[str, list[Reply | Fault]] = {}
+    server = scripted_server(by_prompt(script))
+    escapes = {
+        "uid": "id -u; id -g",
+        "privileges": "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status",
+        "home secret": f"cat {secret}",
+        "shadow": "cat /etc/shadow; cat /etc/gshadow; ls /etc/ssh /etc/ssl/private",
+        "other project": f"ls {other}; cat {other / 'notes.txt'}",
+        "this repository": f"ls {Path(__file__).parent}",
+        "remount": "mount -o remount,rw /; mount -o remount,rw /usr; echo escaped > /usr/teich-escape",
+        "invoker home": f"echo escaped > {OUTSIDE}",
+        "sysctl": "cat /proc/sys/kernel/core_uses_pid > /proc/sys/kernel/core_uses_pid",
+        "host port": f"bash -c 'echo escaped > /dev/tcp/127.0.0.1/{port}'",
+        "endpoint port": f"bash -c 'echo escaped > /dev/tcp/127.0.0.1/{urlsplit(server.base_url).port}'",
+    }
+    secret.write_text(token)
+    OUTSIDE.unlink(missing_ok=True)
+    prompt = "Try to escape"
+    calls = [Reply(tool_calls=[shell_call(agent, command, f"c{i}")]) for i, command in enumerate(escapes.values())]
+    script[prompt] = [*calls, Reply(content="Stayed inside.")]
+    (tmp_path / "project").mkdir()
+    config = make_project(tmp_path / "project", server, agent, [prompt])
+    try:
+        result = generate(config)
+    finally:
+        secret.unlink()
+    assert result.exit_code == 0, result.output + str(server.errors)  # the endpoint stayed reachable
+    outputs = dict(zip(escapes, tool_outputs(tmp_path / "project" / "output"), strict=True))
+    assert f"{AGENT_UID}\n{AGENT_UID}" in outputs["uid"]
+    for line in ("CapEff:\t0000000000000000", "CapPrm:\t0000000000000000", "CapBnd:\t0000000000000000"):
+        assert line in outputs["privileges"]
+    assert "NoNewPrivs:\t1" in outputs["privileges"]
+    for name in ("home secret", "shadow", "other project", "this repository"):
+        assert token not in outputs[name] and "No such file or directory" in outputs[name], name
+    assert "test_agents.py" not in outputs["this repository"]
+    assert outputs["remount"].count("must be superuser") == 2 and "Read-only file system" in outputs["remount"]
+    assert not Path("/usr/teich-escape").exists()
+    assert "Read-only file system" in outputs["invoker home"] and not OUTSIDE.exists()
+    assert "Read-only file system" in outputs["sysctl"]
+    for name in ("host port", "endpoint port"):
+        assert "Connection refused" in outputs[name], name
+    assert received == []
+
+
+def test_full_network_reaches_the_host(agent, tmp_path, scripted_server, host_listener):
+    """``sandbox.network: full`` shares the host's network: the same connection goes through."""
+    port, received = host_listener
+    prompt = "Connect"
+    command = f"bash -c 'echo reached > /dev/tcp/127.0.0.1/{port}'"
+    script = {prompt: [Reply(tool_calls=[shell_call(agent, command, "c1")]), Reply(content="Connected.")]}
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, [prompt], sandbox={"network": "full"})
+    result = generate(config)
+    assert result.exit_code == 0, result.output + str(server.errors)
+    deadline = time.monotonic() + 5
+    while not received and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert received == [b"reached\n"]
+
+
 def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp_path, scripted_server):
     script = {
         "broken": [Fault(status=400, body={"error": {"message": "bad request", "type": "invalid_request_error"}})] * 20,
@@ -198,7 +300,8 @@ def test_resume_counts_only_complete_sessions(agent, tmp_path, scripted_server):
 
 def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     """sandbox.backend auto picks Docker when an engine answers: the image is built from the shipped
-    Dockerfile once, and each turn runs in it with only the workspace and home mounted."""
+    Dockerfile once, and each turn runs in it with only the run folder mounted, reaching the endpoint
+    through the relay (the stand-in runs the container's command on the host)."""
     cli = AGENT_CLIS["pi"]
     prefix = ensure_installed(cli.package, cli.version, cli.entry)
     fake = tmp_path / "fake-bin"
@@ -233,10 +336,12 @@ def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     runs = [c for c in calls if c[0] == "run"]
     assert len(runs) == 2
     for run in runs:
-        assert run[:4] == ["run", "--rm", "--network", "host"] and tag in run
+        assert run[:4] == ["run", "--rm", "--network", "none"] and tag in run  # only the relay leads out
         workspace = run[run.index("--workdir") + 1]
         assert f"{workspace}:{workspace}" in run
-        assert run[run.index(tag) + 1] == "pi"  # the CLI from the image's PATH, not the host install
+        inner = run[run.index(tag) + 1 :]
+        assert inner[:2] == ["node", "-e"]  # the relay's forwarder, which starts the CLI
+        assert inner[inner.index("--") + 3] == "pi"  # the CLI from the image's PATH, not the host install
         passed = [run[i + 1] for i, flag in enumerate(run) if flag == "--env"]
         assert "TEICH_AGENT_API_KEY" in passed and "PATH" not in passed
         assert not any("sk-agent" in part for part in run)  # the key is passed by name, never on argv

@@ -60,6 +60,7 @@ class AgentConfig(_Section):
 
 class SandboxConfig(_Section):
     backend: Literal["auto", "docker", "bwrap", "none"] = "auto"
+    network: Literal["endpoint", "full"] = "endpoint"
 
 
 class ModelConfig(_Section):

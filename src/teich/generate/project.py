@@ -59,6 +59,7 @@ concurrency: 4                # prompts in flight at once
 
 sandbox:
   backend: auto               # agent providers: docker, bwrap (bubblewrap) or none; auto: docker, else bwrap
+  network: endpoint           # endpoint: the agent reaches only the model endpoint; full: the host's network
 
 retry:
   max_attempts: 3             # attempts per request before the prompt counts as failed

@@ -29,7 +29,8 @@ class AgentCli:
 class CodexCli(AgentCli):
     """OpenAI Codex CLI (``codex exec``), Responses API only."""
 
-    def setup(self, home: Path, config: Config) -> dict[str, str]:
+    def setup(self, home: Path, config: Config, base_url: str) -> dict[str, str]:
+        """``config.toml`` in ``home``, pointing at ``base_url`` (the endpoint as seen from the sandbox)."""
         if config.api.wire_api != "responses":
             raise TeichError("the codex provider speaks the Responses API only: set api.wire_api: responses")
         retries = config.retry.max_attempts - 1
@@ -49,7 +50,7 @@ class CodexCli(AgentCli):
             "",
             "[model_providers.teich]",
             'name = "Teich"',
-            f"base_url = {json.dumps(config.base_url)}",
+            f"base_url = {json.dumps(base_url)}",
             'wire_api = "responses"',
             f'env_key = "{API_KEY_ENV}"',
             f"request_max_retries = {retries}",
@@ -84,7 +85,8 @@ class CodexCli(AgentCli):
 class PiCli(AgentCli):
     """Pi coding agent (``pi -p``), over Chat Completions or the Responses API."""
 
-    def setup(self, home: Path, config: Config) -> dict[str, str]:
+    def setup(self, home: Path, config: Config, base_url: str) -> dict[str, str]:
+        """``models.json`` and ``settings.json`` in ``home``, pointing at ``base_url`` (as seen from the sandbox)."""
         agent_dir = home / ".pi" / "agent"
         agent_dir.mkdir(parents=True, exist_ok=True)
         model = {
@@ -97,7 +99,7 @@ class PiCli(AgentCli):
             "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
         }
         api = "openai-responses" if config.api.wire_api == "responses" else "openai-completions"
-        provider = {"baseUrl": config.base_url, "api": api, "apiKey": API_KEY_ENV, "models": [model]}
+        provider = {"baseUrl": base_url, "api": api, "apiKey": API_KEY_ENV, "models": [model]}
         (agent_dir / "models.json").write_text(json.dumps({"providers": {"teich": provider}}, indent=2))
         settings = {
             "defaultProvider": "teich",

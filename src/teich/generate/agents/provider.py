@@ -9,7 +9,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +40,10 @@ class AgentProvider:
         if self._setup is None:
             if self.backend == "docker":
                 pins = {"CODEX_VERSION": AGENT_CLIS["codex"].version, "PI_VERSION": AGENT_CLIS["pi"].version}
-                self._setup = Sandbox("docker", ensure_image(pins)), None
+                self._setup = Sandbox("docker", ensure_image(pins), self.config.sandbox.network), None
             else:
                 self._setup = (
-                    Sandbox(self.backend),
+                    Sandbox(self.backend, network=self.config.sandbox.network),
                     ensure_installed(self.cli.package, self.cli.version, self.cli.entry),
                 )
         return self._setup
@@ -71,19 +70,18 @@ class AgentProvider:
 
     async def run(self, spec: PromptSpec) -> dict[str, Any]:
         """Run a prompt and its follow-ups; return the converted row's metadata."""
-        with tempfile.TemporaryDirectory(prefix="teich-agent-") as root:
-            workspace, home = Path(root) / "workspace", Path(root) / "home"
-            workspace.mkdir()
+        sandbox, install = self._sandbox()
+        with sandbox.run(self.config.base_url) as run:
+            workspace, home = run.workspace, run.home
             if spec.github_repo:
                 await _clone(spec.github_repo, workspace)
-            agent_env = {"HOME": str(home), **self.cli.setup(home, self.config), API_KEY_ENV: self.config.api_key()}
-            agent_env |= {"TERM": "dumb", "NO_COLOR": "1"}
-            sandbox, install = self._sandbox()
+            agent_env = {"HOME": str(home), **self.cli.setup(home, self.config, run.base_url)}
+            agent_env |= {API_KEY_ENV: self.config.api_key(), "TERM": "dumb", "NO_COLOR": "1"}
             executable = str(install / self.cli.entry) if install else self.cli.name
             session = None
             for prompt in (spec.prompt, *spec.follow_up_prompts):
                 argv = self.cli.command(executable, prompt, workspace, session, self.config)
-                argv = sandbox.wrap(argv, workspace=workspace, home=home, install=install, env=list(agent_env))
+                argv = run.command(argv, install=install, env=list(agent_env))
                 stdout = await self._turn(argv, _host_env() | agent_env, workspace, spec)
                 session = session or self.cli.session_id(stdout, home) or ""
             return self._keep(spec, self.cli.session_file(home, session), workspace)
