@@ -349,3 +349,38 @@ def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     assert len(snapshots) == 2
     assert any((project / "sandbox" / name / "hi.txt").exists() for name in snapshots)
     assert sorted(r["prompt"] for r in load_traces(project / "output")) == ["one", "two"]
+
+
+def test_a_session_the_full_output_cannot_take_is_spilled_and_resumed(agent, tmp_path, scripted_server, monkeypatch):
+    """The disk fills as the session is copied into the output: one line names what was kept and
+    where; ``--resume`` moves the kept session into place without asking the model again."""
+    import errno
+
+    import teich.generate.agents.provider as provider
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    script = {"Say done": [Reply(content="Done.")]}
+    server = scripted_server(by_prompt(script))
+    config = make_project(tmp_path, server, agent, [{"prompt": "Say done"}])
+    copy = shutil.copyfile
+
+    def full_output(source, target, *args, **kwargs):
+        if Path(target).parent == tmp_path / "output":
+            Path(target).write_bytes(Path(source).read_bytes()[:10])  # part of it lands, as on a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return copy(source, target, *args, **kwargs)
+
+    monkeypatch.setattr(provider.shutil, "copyfile", full_output)
+    result = generate(config)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "No space left on device" in line and "the session was kept in" in line and "--resume" in line
+    assert not list((tmp_path / "output").glob("*.jsonl"))  # no partial session under a session's name
+    asked = len(server.requests)
+    monkeypatch.setattr(provider.shutil, "copyfile", copy)
+    result = generate(config, "--resume")
+    assert result.exit_code == 0, result.output
+    assert len(server.requests) == asked  # the model was not asked again
+    (row,) = load_traces(tmp_path / "output")
+    assert row["messages"][-1]["content"] == "Done."
+    assert not [p for p in (tmp_path / "output").parent.rglob("*.unwritten*") if any(p.glob("*.jsonl"))]

@@ -78,6 +78,10 @@ class ChatProvider:
     def existing(self) -> int:
         return len(self.log.rows())
 
+    def recover(self) -> None:
+        """Move the rows an earlier run could not write into the rows file."""
+        self.log.recover()
+
     def done_keys(self) -> set[str]:
         return {row_key(row) for row in self.log.rows() if _complete(row)}
 

@@ -118,14 +118,15 @@ class RowLog:
         self.lost += 1
 
 
-def spill_paths(rows_file: Path) -> list[Path]:
-    """Where rows that ``rows_file`` cannot take go, best first: beside it, the state folder, the temporary folder."""
-    tag = hashlib.sha256(str(rows_file).encode()).hexdigest()[:16]
+def spill_paths(target: Path, suffix: str = ".jsonl") -> list[Path]:
+    """Where what ``target`` cannot take goes, best first: beside it, the state folder, the temporary
+    folder (files for a rows file; folders, with ``suffix=""``, for a folder of sessions)."""
+    tag = hashlib.sha256(str(target).encode()).hexdigest()[:16]
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     return [
-        rows_file.with_name(f".{rows_file.name}.unwritten"),
-        state / "teich" / "unwritten" / f"{tag}.jsonl",
-        Path(tempfile.gettempdir()) / f"teich-unwritten-{tag}.jsonl",
+        target.with_name(f".{target.name}.unwritten"),
+        state / "teich" / "unwritten" / f"{tag}{suffix}",
+        Path(tempfile.gettempdir()) / f"teich-unwritten-{tag}{suffix}",
     ]
 
 

@@ -101,8 +101,7 @@ async def generate(
             if on_update:
                 on_update(summary)
 
-    if isinstance(provider, ChatProvider):
-        provider.log.recover()
+    provider.recover()
     try:
         await asyncio.gather(*(one(spec) for spec in pending))
     finally:

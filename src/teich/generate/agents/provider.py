@@ -5,6 +5,7 @@ the output unchanged, the workspace snapshotted, and the trace checked for compl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ from teich.generate.agents.install import ensure_installed
 from teich.generate.agents.sandbox import Sandbox, choose_backend, ensure_image
 from teich.generate.chat import GenerationError
 from teich.generate.config import Config
+from teich.generate.output import RESUME_HINT, OutputError, cannot_write, spill_paths
 from teich.generate.prompts import PromptSpec
 from teich.schema import TrainingExample
 from teich.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete
@@ -49,11 +51,22 @@ class AgentProvider:
         return self._setup
 
     def existing(self) -> int:
-        return len(self._sessions())
+        return len(self._sessions()) + len(self._spilled())
 
     def done_keys(self) -> set[str]:
-        """Prompts whose session file converts to a complete row."""
-        return {path.stem for path in self._sessions() if _complete_row(path) is not None}
+        """Prompts whose session file (kept in the output, or spilled) converts to a complete row."""
+        return {path.stem for path in self._sessions() + self._spilled() if _complete_row(path) is not None}
+
+    def recover(self) -> None:
+        """Move the sessions an earlier run could not write into the output."""
+        for session in self._spilled():
+            target = self.output / session.name
+            try:
+                self.output.mkdir(parents=True, exist_ok=True)
+                _copy_atomic(session, target)
+            except OSError as error:
+                raise cannot_write(target, error, f"; the session is still kept in {session}") from None
+            session.unlink(missing_ok=True)
 
     def rows(self) -> list[dict[str, Any]]:
         """The sessions as standalone rows (for the dataset card)."""
@@ -64,6 +77,18 @@ class AgentProvider:
 
     def _sessions(self) -> list[Path]:
         return sorted(self.output.glob("*.jsonl")) if self.output.is_dir() else []
+
+    def _spilled(self) -> list[Path]:
+        return sorted(path for folder in spill_paths(self.output, suffix="") for path in folder.glob("*.jsonl"))
+
+    def _spill(self, session: Path, name: str) -> str:
+        """Keep a session the output cannot take; what was kept, and where, for the error message."""
+        for folder in spill_paths(self.output, suffix=""):
+            with contextlib.suppress(OSError):
+                folder.mkdir(parents=True, exist_ok=True)
+                _copy_atomic(session, folder / name)
+                return f"; the session was kept in {folder / name}"
+        return "; the session could not be kept anywhere"
 
     async def close(self) -> None:
         return None
@@ -128,13 +153,31 @@ class AgentProvider:
             failed.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(session, failed)
             raise GenerationError(f"incomplete trace (it does not end on an assistant turn); kept in {failed}")
-        self.output.mkdir(parents=True, exist_ok=True)
-        self._offer_tools()
-        shutil.copyfile(session, target)
+        try:
+            self.output.mkdir(parents=True, exist_ok=True)
+            self._offer_tools()
+            _copy_atomic(session, target)
+        except OSError as error:
+            raise cannot_write(target, error, self._spill(session, target.name)) from None
         snapshot = self.config.output.sandbox_dir / spec.key
         shutil.rmtree(snapshot, ignore_errors=True)
-        shutil.copytree(workspace, snapshot, symlinks=True)
+        try:
+            shutil.copytree(workspace, snapshot, symlinks=True)
+        except shutil.Error as error:  # the session is kept: only (part of) the workspace snapshot is missing
+            raise OutputError(f"cannot write {snapshot}: {error.args[0][0][2]}; {RESUME_HINT}") from None
+        except OSError as error:
+            raise cannot_write(snapshot, error) from None
         return row.metadata
+
+
+def _copy_atomic(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` whole or not at all: a partial copy never takes the target's name."""
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _complete_row(session: Path) -> TrainingExample | None:
