@@ -680,8 +680,9 @@ def _validation_rows() -> list[dict[str, Any]]:
 def test_validate_tools_drops_invalid_calls(tmp_path: Path) -> None:
     tok = family_tokenizer("qwen3_6")
     path = _write(tmp_path, _validation_rows())
-    _, unchecked = _prepare(path, tok)
-    assert unchecked.kept_row_ids == [0, 1, 2]
+    _, unchecked = _prepare(path, tok, strict=False)  # a result answering no call is rejected even so
+    assert unchecked.kept_row_ids == [0, 1]
+    assert unchecked.dropped == {2: "message 2: tool result 'call_zz' answers no call before it"}
     dataset, report = _prepare(path, tok, validate_tools=True, strict=False)
     assert report.kept_row_ids == [0] and len(dataset) == 1
     assert report.dropped == {

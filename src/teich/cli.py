@@ -135,10 +135,8 @@ def _file_progress() -> Progress:
 
 
 def _print_report(report: LoadReport) -> None:
-    for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
-        console.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False)
-    if len(report.problems) > MAX_PROBLEMS_SHOWN:
-        console.print(f"[yellow]... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more input problems[/yellow]")
+    _print_problems("skipped", report.problems, "input problems")
+    _print_problems("repaired", report.repairs, "records repaired")
     console.print(f"{report.rows} rows from {report.files} files", highlight=False)
     counted = [("dropped", report.dropped), ("left out", report.left_out)]
     if any(counts for _, counts in counted):
@@ -147,6 +145,13 @@ def _print_report(report: LoadReport) -> None:
             for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
                 table.add_row(what, str(count), escape(reason))
         console.print(table)
+
+
+def _print_problems(verb: str, problems: list, noun: str) -> None:
+    for problem in problems[:MAX_PROBLEMS_SHOWN]:
+        console.print(f"[yellow]{verb}[/yellow] {escape(str(problem))}", highlight=False)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        console.print(f"[yellow]... and {len(problems) - MAX_PROBLEMS_SHOWN} more {noun}[/yellow]")
 
 
 @app.command()

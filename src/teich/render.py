@@ -158,6 +158,7 @@ def render_row(
     reasoning: Reasoning = "keep",
 ) -> RenderedRow:
     """Render a row with the tokenizer's template and locate its spans; :class:`RowError` if impossible."""
+    _check_results(example)
     messages, notes = template_messages(example, profile, parallel_tool_calls, reasoning)
     try:
         text = render(tokenizer, messages, example.tools, chat_template_kwargs)
@@ -176,6 +177,15 @@ def render_row(
     if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
         notes["special-token text inside content"] += 1
     return RenderedRow(text, spans, messages, notes)
+
+
+def _check_results(example: TrainingExample) -> None:
+    """:class:`RowError` for a tool result that answers no call made before it (no model produced such a context)."""
+    called: set[str] = set()
+    for index, message in enumerate(example.messages):
+        called.update(call.id for call in message.tool_calls or ())
+        if message.role == "tool" and message.tool_call_id not in called:
+            raise RowError(f"message {index}: tool result {message.tool_call_id!r} answers no call before it")
 
 
 def _part_text(part: dict[str, Any]) -> str:

@@ -220,12 +220,18 @@ def parse_tool_call(call: dict[str, Any]) -> ToolCall:
 
 def parse_arguments(arguments: Any) -> dict[str, Any]:
     """Tool-call arguments as an object: JSON text is parsed, other values become ``{"input": value}``."""
+    return read_arguments(arguments)[0]
+
+
+def read_arguments(arguments: Any) -> tuple[dict[str, Any], bool]:
+    """Tool-call arguments as an object (see :func:`parse_arguments`), and whether they were one: an
+    object, its JSON text, or nothing."""
     if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError):
+        with contextlib.suppress(json.JSONDecodeError, RecursionError):
             arguments = json.loads(arguments) if arguments.strip() else {}
     if arguments is None:
-        return {}
-    return arguments if isinstance(arguments, dict) else {"input": arguments}
+        return {}, True
+    return (arguments, True) if isinstance(arguments, dict) else ({"input": arguments}, False)
 
 
 def drop_nulls(value: Any) -> Any:

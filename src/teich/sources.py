@@ -18,13 +18,22 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+from pydantic import ValidationError
 
-from teich.errors import TeichError
+from teich.errors import RecordError, TeichError
 from teich.schema import FEATURES, TrainingExample, drop_nulls
 from teich.traces import TraceFormat, find_format, registered_formats
 from teich.traces.catalog import offered_tools
 from teich.traces.conversation import complete_tool_schemas, tool_name
-from teich.traces.reader import COMPRESSED_SUFFIXES, Problem, TraceFile, data_suffix, read_trace_file
+from teich.traces.reader import (
+    COMPRESSED_SUFFIXES,
+    Problem,
+    TraceFile,
+    checked_value,
+    data_suffix,
+    read_trace_file,
+    surrogates_replaced,
+)
 
 Source = str | Path | datasets.Dataset | datasets.DatasetDict | dict[str, Any] | list[dict[str, Any]]
 Outcome = TrainingExample | str  # a row, or the reason it was dropped
@@ -47,6 +56,9 @@ class LoadReport:
     #: Parts of sessions left out of the rows on purpose (abandoned branches, API-error turns...), by reason.
     left_out: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    #: Records used after a change (lone surrogates replaced, arguments that are not JSON wrapped, a missing
+    #: link restored), with where they are.
+    repairs: list[Problem] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"{self.rows} rows from {self.files} files"]
@@ -54,6 +66,8 @@ class LoadReport:
         parts += [f"left out {n} ({reason})" for reason, n in sorted(self.left_out.items())]
         if self.problems:
             parts.append(f"{len(self.problems)} input problems")
+        if self.repairs:
+            parts.append(f"{len(self.repairs)} records repaired")
         return ", ".join(parts)
 
 
@@ -221,6 +235,7 @@ def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]
         return
     trace = read_trace_file(file)
     report.problems.extend(trace.problems)
+    report.repairs.extend(trace.repairs)
     for outcome in _convert_trace(trace, report):
         if isinstance(outcome, TrainingExample):
             _complete_offered_tools(outcome, snapshot)
@@ -250,61 +265,125 @@ def _convert_trace(trace: TraceFile, report: LoadReport) -> Iterator[Outcome]:
         if not trace.problems:
             report.problems.append(Problem(str(trace.path), None, "empty file"))
         return
-    trace_format = find_format(trace.records)
+    trace_format = find_format(trace.records) or _row_format(trace.records)
     if trace_format is None:
         report.problems.append(Problem(str(trace.path), None, "unknown trace format"))
         return
     if not trace_format.per_row:
-        yield from _convert(trace_format, trace.records, str(trace.path), trace.lines[0], report, trace.path)
+        yield from _convert(trace_format, trace.records, trace.lines, str(trace.path), report, trace.path)
         return
-    for record, line in zip(trace.records, trace.lines, strict=False):
+    for record, line in zip(trace.records, trace.lines, strict=True):
         row_format = find_format([record])
         if row_format is None or not row_format.per_row:
-            report.problems.append(Problem(str(trace.path), line, "unknown row format"))
+            report.problems.append(Problem(str(trace.path), line or None, _unknown_row(trace_format, record)))
             continue
-        yield from _convert(row_format, [record], str(trace.path), line, report)
+        yield from _convert(row_format, [record], [line], str(trace.path), report)
+
+
+def _row_format(records: list[dict[str, Any]]) -> TraceFormat | None:
+    """The format of a row dataset whose first rows are damaged: the first row format any row is in."""
+    formats = (find_format([record]) for record in records)
+    return next((f for f in formats if f is not None and f.per_row), None)
+
+
+def _unknown_row(file_format: TraceFormat, row: dict[str, Any]) -> str:
+    """Why a row of a row dataset is in no format: what the file's format finds wrong with it, where it says."""
+    try:
+        file_format.check(row)
+    except RecordError as error:
+        return f"unusable {file_format.name} row: {error}"
+    return "unknown row format"
 
 
 def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport):
-    """Rows of an Arrow table, where ``null`` marks keys a row never had."""
-    yield from _row_examples((drop_nulls(row) for row in dataset), where, report)
+    """Rows of an Arrow table, where ``null`` marks keys a row never had (and no text holds a lone surrogate:
+    Arrow text is UTF-8)."""
+    yield from _row_examples((drop_nulls(row) for row in dataset), where, report, checked=True)
 
 
-def _row_examples(rows: Iterable[dict[str, Any]], where: str, report: LoadReport):
+def _row_examples(rows: Iterable[dict[str, Any]], where: str, report: LoadReport, checked: bool = False):
+    """Rows as they are, each first checked for nesting and lone surrogates as a file's records are when
+    read, unless ``checked`` (Arrow rows: their text is UTF-8, their nesting the schema's)."""
     report.files += 1
-    for index, row in enumerate(rows):
+    for number, row in enumerate(rows, start=1):
+        if not checked:
+            try:
+                row, replaced = checked_value(row)
+            except RecordError as error:
+                report.problems.append(Problem(where, number, str(error)))
+                continue
+            if replaced:
+                report.repairs.append(Problem(where, number, surrogates_replaced(replaced)))
         row_format = find_format([row])
         if row_format is None or not row_format.per_row:
-            report.problems.append(Problem(where, index + 1, "unknown row format"))
+            report.problems.append(Problem(where, number, "unknown row format"))
             continue
-        yield from _convert(row_format, [row], where, index + 1, report)
+        yield from _convert(row_format, [row], [number], where, report)
 
 
 def _convert(
     trace_format: TraceFormat,
     records: list[dict[str, Any]],
+    lines: list[int],
     where: str,
-    line: int,
     report: LoadReport,
     path: Path | None = None,
 ) -> Iterator[Outcome]:
+    """The rows of one session (or one row), its unusable records skipped and every note placed on its line."""
+    line_of = {id(record): line or None for record, line in zip(records, lines, strict=True)}
+    usable = _usable(trace_format, records, line_of, where, report)
+    if not usable:  # each is reported already
+        yield "unconvertible"
+        return
     try:
-        converted = trace_format.convert(records, path)
-    except Exception as error:  # any damage inside a record: report it, keep going
+        converted = trace_format.convert(usable, path)
+    except Exception as error:  # damage the checks let through: report it, keep going
         message = f"cannot convert {trace_format.name} trace: {_describe(error)}"
-        report.problems.append(Problem(where, line or None, message))
+        report.problems.append(Problem(where, lines[0] or None, message))
         yield "unconvertible"
         return
     report.left_out.update(converted.left_out)
+    for record, message in converted.skipped:
+        report.problems.append(Problem(where, line_of.get(id(record), lines[0] or None), message))
+    for record, message in converted.repaired:
+        report.repairs.append(Problem(where, line_of.get(id(record), lines[0] or None), message))
     if not converted.rows:
         yield "no assistant turn"
     for example in converted.rows:
         example.metadata.setdefault("source_file", where)
-        example.metadata.setdefault("source_line", line)
+        example.metadata.setdefault("source_line", lines[0])
         yield example
 
 
+def _usable(
+    trace_format: TraceFormat,
+    records: list[dict[str, Any]],
+    line_of: dict[int, int | None],
+    where: str,
+    report: LoadReport,
+) -> list[dict[str, Any]]:
+    """The records the format can use; each other one is reported on its line and, in a session, counted as left out."""
+    usable = []
+    for record in records:
+        try:
+            trace_format.check(record)
+        except RecordError as error:
+            kind = "row" if trace_format.per_row else "record"
+            message = f"unusable {trace_format.name} {kind}: {error}"
+            report.problems.append(Problem(where, line_of[id(record)], message))
+            if not trace_format.per_row:
+                report.left_out["unusable record (see the input problems)"] += 1
+        else:
+            usable.append(record)
+    return usable
+
+
 def _describe(error: Exception) -> str:
+    if isinstance(error, TeichError):
+        return str(error)
+    if isinstance(error, ValidationError):
+        detail = error.errors()[0]
+        return f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}"
     text = str(error).splitlines()[0] if str(error) else ""
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
@@ -352,5 +431,7 @@ def _to_dataset(rows: list[dict[str, Any]]) -> datasets.Dataset:
 def _log(report: LoadReport) -> None:
     for problem in report.problems:
         logger.warning("skipped %s", problem)
+    for repair in report.repairs:
+        logger.warning("repaired %s", repair)
     if report.dropped:
         logger.warning("load_traces: %s", report.summary())

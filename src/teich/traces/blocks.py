@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from teich.traces.conversation import Conversation, tool_call
+from teich.traces.conversation import Conversation
 
 
 def add_assistant_blocks(conversation: Conversation, content: str | list[dict[str, Any]]) -> None:
@@ -20,7 +20,7 @@ def add_assistant_blocks(conversation: Conversation, content: str | list[dict[st
         elif kind == "text":
             conversation.assistant(text=block.get("text"))
         elif kind == "tool_use":
-            conversation.assistant(tool_calls=[tool_call(block["name"], block.get("input"), block.get("id"))])
+            conversation.assistant(tool_calls=[conversation.call(block["name"], block.get("input"), block.get("id"))])
 
 
 def add_user_blocks(conversation: Conversation, content: str | list[dict[str, Any]], role: str = "user") -> None:

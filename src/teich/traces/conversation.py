@@ -3,7 +3,9 @@
 Every format module feeds its events into a :class:`Conversation`; the rules shared by all formats
 live here: fragments of one assistant turn are merged (reasoning, then text, then tool calls),
 tool results are paired with their calls by id, trailing unanswered user turns are trimmed, and
-tool schemas are inferred from observed calls when a session declared none.
+tool schemas are inferred from observed calls when a session declared none. What a session's records
+hold that cannot be used as it is (a result answering no call, arguments that are not JSON) is noted
+against the record being read (:attr:`Conversation.record`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,18 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from teich.schema import Content, FunctionCall, Message, ToolCall, TrainingExample, parse_arguments, text_of
-from teich.traces.protocol import Converted
+from teich.schema import (
+    Content,
+    FunctionCall,
+    Message,
+    ToolCall,
+    TrainingExample,
+    parse_arguments,
+    parse_message,
+    read_arguments,
+    text_of,
+)
+from teich.traces.protocol import Converted, Record
 
 FRAGMENT_JOINER = "\n\n"
 
@@ -62,8 +74,16 @@ class Conversation:
     #: Keep tool results after the last assistant turn (a row dataset's own rows: such a row is
     #: incomplete, see ``drop_incomplete_traces``). Sessions trim them: the model generated nothing after.
     keep_result_tail: bool = False
+    #: Keep tool results that answer no call made before them (a row dataset's own rows, as given:
+    #: ``prepare_data`` rejects such a row). Sessions leave them out, noted: their call's record is
+    #: missing or unusable.
+    keep_orphan_results: bool = False
     rows: list[TrainingExample] = field(default_factory=list)
     left_out: Counter[str] = field(default_factory=Counter)
+    #: The record being read, which notes (:meth:`skip`, :meth:`repair`) are about.
+    record: Record | None = None
+    skipped: list[tuple[Record | None, str]] = field(default_factory=list)
+    repaired: list[tuple[Record | None, str]] = field(default_factory=list)
     _turn: _AssistantTurn | None = None
     _generated_from: int = 0
     _call_names: dict[str, str] = field(default_factory=dict)
@@ -110,12 +130,29 @@ class Conversation:
         if self._turn is not None and self._turn.text and self._turn.text[-1] == text:
             self._turn.text.pop()
 
+    def call(self, name: str, arguments: Any, call_id: str | None = None) -> ToolCall:
+        """A tool call whose arguments should be a JSON object (or its text); other arguments are kept
+        as ``{"input": value}``, noted."""
+        parsed, is_object = read_arguments(arguments)
+        if not is_object:
+            self.repair(f'arguments of tool call {name!r} are not a JSON object; kept as {{"input": ...}}')
+        return ToolCall(id=call_id or "", function=FunctionCall(name=name, arguments=parsed))
+
     def tool_result(
         self, call_id: str, content: Content, name: str | None = None, is_error: bool | None = None
     ) -> None:
-        """A tool's result, paired with its call by id; ``is_error`` kept where the harness marked a failure."""
+        """A tool's result, paired with its call by id; ``is_error`` kept where the harness marked a failure.
+        A result that answers no call made before it is left out (see :attr:`keep_orphan_results`)."""
+        if call_id not in self._call_names and not self.keep_orphan_results:
+            self.leave_out_orphan(call_id)
+            return
         name = name or self._call_names.get(call_id)
         self.add("tool", content, tool_call_id=call_id, name=name, is_error=is_error or None)
+
+    def leave_out_orphan(self, call_id: str) -> None:
+        """Leave out a tool result that answers no call (its call's record is missing or unusable), noted."""
+        self.skip(f"tool result {call_id!r} answers no call before it (left out)")
+        self.leave_out("tool result with no call before it")
 
     def set_system(self, text: str) -> None:
         """The context's system prompt, where a session records it after the first messages."""
@@ -136,6 +173,14 @@ class Conversation:
             models = self.metadata.setdefault("models", [])
             if model not in models:
                 models.append(model)
+
+    def skip(self, message: str) -> None:
+        """Note that (part of) the record being read could not be used."""
+        self.skipped.append((self.record, message))
+
+    def repair(self, message: str, record: Record | None = None) -> None:
+        """Note that a record (by default the one being read) was used after a change."""
+        self.repaired.append((record if record is not None else self.record, message))
 
     def leave_out(self, reason: str, count: int = 1) -> None:
         """Count something of the session left out of every row on purpose."""
@@ -172,7 +217,7 @@ class Conversation:
                 row.metadata["context_index"] = index
             if self.left_out:
                 row.metadata["session_left_out"] = dict(self.left_out)
-        return Converted(self.rows, self.left_out)
+        return Converted(self.rows, self.left_out, self.skipped, self.repaired)
 
     def example(self, trace_type: str, keep_result_tail: bool | None = None) -> TrainingExample | None:
         """The current context as a row, or ``None`` when it has no assistant turn.
@@ -197,8 +242,7 @@ class Conversation:
             self.leave_out("unanswered message at the end", len(tail) - len(kept_tail))
         meta.setdefault("trace_type", trace_type)
         if isinstance(meta.get("timestamp"), (int, float)):
-            stamp = datetime.fromtimestamp(meta["timestamp"], tz=timezone.utc)
-            meta["timestamp"] = stamp.isoformat().replace("+00:00", "Z")
+            meta["timestamp"] = _iso_time(meta["timestamp"])
         tools = complete_tool_schemas(self.tools, messages)
         meta.setdefault("tool_schema_source", _schema_source(self.tools, tools))
         if len(tools) > len(self.tools):
@@ -219,6 +263,15 @@ class Conversation:
             turn, self._turn = self._turn, None
             if turn.reasoning or turn.text or turn.calls:
                 self.messages.append(turn.message())
+
+
+def _iso_time(seconds: float) -> str | float:
+    """A Unix time as ISO 8601 text (UTC); a number no date can have is kept as it is."""
+    try:
+        stamp = datetime.fromtimestamp(seconds, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return seconds
+    return stamp.isoformat().replace("+00:00", "Z")
 
 
 def tool_call(name: str, arguments: Any, call_id: str | None = None) -> ToolCall:
@@ -319,14 +372,20 @@ def _json_type(value: Any) -> str:
     return next((name for kind, name in _JSON_TYPES if isinstance(value, kind)), "null")
 
 
-def add_openai_message(conversation: Conversation, message: Message) -> None:
-    """Feed an OpenAI-style message into a conversation."""
+def add_openai_message(conversation: Conversation, record: Record) -> None:
+    """Feed an OpenAI-style message (a dict, see :func:`~teich.schema.parse_message`) into a conversation."""
+    message = parse_message({**record, "tool_calls": None})
     if message.role == "assistant":
+        calls = [_openai_call(conversation, call) for call in record.get("tool_calls") or []]
         text = text_of(message.content)
-        conversation.assistant(
-            text=text, reasoning=message.reasoning_content, tool_calls=message.tool_calls or [], train=message.train
-        )
+        conversation.assistant(text=text, reasoning=message.reasoning_content, tool_calls=calls, train=message.train)
     elif message.role == "tool":
         conversation.tool_result(message.tool_call_id or "", message.content, message.name, message.is_error)
     else:
         conversation.add(message.role, message.content, name=message.name, train=message.train)
+
+
+def _openai_call(conversation: Conversation, call: Record) -> ToolCall:
+    """An OpenAI tool call (``{"name", "arguments"}`` without the ``function`` wrapper is accepted)."""
+    function = call.get("function") or call
+    return conversation.call(function["name"], function.get("arguments"), call.get("id"))

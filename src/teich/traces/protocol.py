@@ -2,8 +2,9 @@
 
 A format is one module in :mod:`teich.traces.formats` that defines ``FORMAT``, an instance of a
 :class:`TraceFormat` subclass: how to recognise its records (``matches``), how to read its files
-(``read``, JSON lines by default) and how to turn a session into rows (``convert``). The registry
-imports every module of that package, so adding a format is adding one module.
+(``read``, JSON lines by default), which records it cannot use (``check``: a field it reads has the
+wrong type) and how to turn a session into rows (``convert``). The registry imports every module of
+that package, so adding a format is adding one module.
 """
 
 from __future__ import annotations
@@ -25,10 +26,13 @@ Record = dict[str, Any]
 
 @dataclass
 class Converted:
-    """The rows one session (or one row record) yields, and what was left out of them on purpose, by reason."""
+    """The rows one session (or one row record) yields, what was left out of them on purpose (by reason),
+    and the records that were skipped or changed, each with what happened to it."""
 
     rows: list[TrainingExample] = field(default_factory=list)
     left_out: Counter[str] = field(default_factory=Counter)
+    skipped: list[tuple[Record, str]] = field(default_factory=list)
+    repaired: list[tuple[Record, str]] = field(default_factory=list)
 
 
 class TraceFormat(ABC):
@@ -49,6 +53,11 @@ class TraceFormat(ABC):
     @abstractmethod
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         """The rows of one session (or one row record); ``path`` is the file it came from, where there is one."""
+
+    def check(self, record: Record) -> None:
+        """Raise :class:`~teich.errors.RecordError` when a field of this record that ``convert`` reads has
+        the wrong type; such a record is skipped (a row dropped), the rest of the session kept."""
+        return None
 
     def read(self, path: Path) -> TraceFile:
         """The records of a file in this format (JSON lines, or one JSON document)."""

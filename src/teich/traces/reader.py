@@ -1,6 +1,8 @@
 """Reading trace files into JSON records, tolerating damage line by line.
 
-Plain, gzip (``.gz``) and Zstandard (``.zst``) files are read as a stream of lines.
+Plain, gzip (``.gz``) and Zstandard (``.zst``) files are read as a stream of lines. A record nested
+deeper than :data:`MAX_DEPTH` is skipped; lone UTF-16 surrogates (``\\ud800`` escaped in JSON, or
+their raw UTF-8 bytes) are replaced by U+FFFD, so nothing downstream (Arrow, tokenizers) meets them.
 """
 
 from __future__ import annotations
@@ -8,14 +10,23 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from teich.errors import RecordError
+
 _BINARY_SNIFF_BYTES = 8192
 COMPRESSED_SUFFIXES = (".gz", ".zst")
+#: How deeply a record may nest objects and lists; real traces stay far below it.
+MAX_DEPTH = 100
+REPLACEMENT = "\ufffd"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# A surrogate in a line's text: raw, or escaped in JSON (escaped pairs decode to one character).
+_SURROGATE_IN_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 
 
 @dataclass
@@ -39,6 +50,8 @@ class TraceFile:
     records: list[dict[str, Any]] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    #: Records used after a change (lone surrogates replaced), with where they are.
+    repairs: list[Problem] = field(default_factory=list)
 
 
 def data_suffix(path: Path) -> str:
@@ -122,11 +135,13 @@ def _read_whole_json(trace: TraceFile, data: bytes) -> bool:
         value = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return False
+    except RecursionError:
+        trace.problems.append(Problem(str(trace.path), None, _too_deep()))
+        return True
     items = value if isinstance(value, list) else [value]
     for index, item in enumerate(items):
         if isinstance(item, dict):
-            trace.records.append(item)
-            trace.lines.append(0)
+            _add(trace, item, 0, needs_scan=True)
         else:
             trace.problems.append(Problem(str(trace.path), None, f"item {index} is not a JSON object"))
     return True
@@ -134,7 +149,8 @@ def _read_whole_json(trace: TraceFile, data: bytes) -> bool:
 
 def _read_line(trace: TraceFile, number: int, line: bytes, is_last_unterminated: bool) -> None:
     try:
-        records = _json_values(line.decode("utf-8"))
+        text = _decoded(line)
+        records = _json_values(text)
     except UnicodeDecodeError:
         trace.problems.append(Problem(str(trace.path), number, "invalid UTF-8"))
         return
@@ -142,13 +158,81 @@ def _read_line(trace: TraceFile, number: int, line: bytes, is_last_unterminated:
         reason = "truncated JSON (file cut off?)" if is_last_unterminated else f"malformed JSON ({error.msg})"
         trace.problems.append(Problem(str(trace.path), number, reason))
         return
+    except RecursionError:
+        trace.problems.append(Problem(str(trace.path), number, _too_deep()))
+        return
     for record in records:
         if not isinstance(record, dict):
             message = f"expected a JSON object, got {type(record).__name__}"
             trace.problems.append(Problem(str(trace.path), number, message))
             continue
-        trace.records.append(record)
-        trace.lines.append(number)
+        _add(trace, record, number, needs_scan=_SURROGATE_IN_TEXT.search(text) is not None)
+
+
+def _decoded(line: bytes) -> str:
+    """UTF-8 text; surrogates encoded in UTF-8 (``ED A0 80``, invalid but written by some tools) pass,
+    to be replaced like escaped ones."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError:
+        return line.decode("utf-8", "surrogatepass")
+
+
+def _add(trace: TraceFile, record: dict[str, Any], number: int, needs_scan: bool) -> None:
+    """Keep a record unless it nests too deeply, its lone surrogates replaced (noted as a repair)."""
+    try:
+        record, replaced = checked_value(record, needs_scan)
+    except RecordError as error:
+        trace.problems.append(Problem(str(trace.path), number or None, str(error)))
+        return
+    if replaced:
+        trace.repairs.append(Problem(str(trace.path), number or None, surrogates_replaced(replaced)))
+    trace.records.append(record)
+    trace.lines.append(number)
+
+
+def checked_value(value: Any, scan_strings: bool = True) -> tuple[Any, int]:
+    """``value`` with every lone surrogate in its strings (keys too) replaced by U+FFFD, and how many
+    were; :class:`RecordError` when it nests deeper than :data:`MAX_DEPTH`. Without ``scan_strings``
+    only the depth is checked."""
+    _check_depth(value)
+    if not scan_strings:
+        return value, 0
+    counter = [0]
+    return _replace_surrogates(value, counter), counter[0]
+
+
+def surrogates_replaced(count: int) -> str:
+    """The note on a record whose lone surrogates were replaced."""
+    return f"{count} lone UTF-16 surrogate(s) replaced by U+FFFD"
+
+
+def _check_depth(value: Any) -> None:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > MAX_DEPTH:
+            raise RecordError(_too_deep())
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
+def _replace_surrogates(value: Any, counter: list[int]) -> Any:
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        value, count = _SURROGATE.subn(REPLACEMENT, value)
+        counter[0] += count
+        return value
+    if isinstance(value, dict):
+        return {_replace_surrogates(k, counter): _replace_surrogates(v, counter) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace_surrogates(item, counter) for item in value]
+    return value
+
+
+def _too_deep() -> str:
+    return f"JSON nested deeper than {MAX_DEPTH} levels"
 
 
 def _json_values(text: str) -> list[Any]:

@@ -18,8 +18,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from teich.errors import RecordError
 from teich.schema import Content, Message, TrainingExample, text_of
-from teich.traces.conversation import Conversation, normalize_content, tool_call
+from teich.traces.checks import NULL, check_call_name, check_tools, expect, field, objects
+from teich.traces.conversation import Conversation, normalize_content
 from teich.traces.protocol import Converted, Record, TraceFormat
 
 #: The ATIF version :func:`to_atif` writes (the latest that harbor 0.26 defines).
@@ -44,10 +46,20 @@ class Atif(TraceFormat):
         version = header.get("schema_version")
         return isinstance(version, str) and version.startswith("ATIF") and isinstance(header.get("steps"), list)
 
+    def check(self, record: Record) -> None:
+        for key in ("agent", "extra", "final_metrics"):
+            field(record, key, dict, NULL)
+        check_tools(field(record, "agent.tool_definitions", list, NULL), "agent.tool_definitions")
+        field(record, "subagent_trajectories", list, NULL)
+        for index, step in enumerate(_checked_steps(record)):
+            _check_step(step, f"steps[{index}]")
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (trajectory,) = records
-        steps = _checked_steps(trajectory)
-        conversation = Conversation(metadata=_metadata(trajectory, steps), keep_result_tail=True)
+        steps = trajectory["steps"]
+        conversation = Conversation(
+            metadata=_metadata(trajectory, steps), keep_result_tail=True, keep_orphan_results=True
+        )
         agent = trajectory.get("agent") or {}
         conversation.use_model(agent.get("model_name"))
         conversation.tools = [_function_schema(t) for t in agent.get("tool_definitions") or []]
@@ -60,21 +72,48 @@ class Atif(TraceFormat):
 
 def _checked_steps(trajectory: Record) -> list[Record]:
     """The steps, or a one-line error naming the first step that lacks a required field."""
-    steps = trajectory["steps"]
+    steps = field(trajectory, "steps", list)
     if not steps:
-        raise ValueError("trajectory has no steps")
+        raise RecordError("trajectory has no steps")
     for index, step in enumerate(steps):
         if not isinstance(step, dict):
-            raise ValueError(f"steps[{index}] is not an object")
+            raise RecordError(f"steps[{index}] is not an object")
         missing = [key for key in _STEP_REQUIRED if key not in step]
         if missing:
-            raise ValueError(f"steps[{index}] lacks required field {', '.join(map(repr, missing))}")
+            raise RecordError(f"steps[{index}] lacks required field {', '.join(map(repr, missing))}")
         if step["source"] not in _SOURCES:
-            raise ValueError(f"steps[{index}] has unknown source {step['source']!r}")
+            raise RecordError(f"steps[{index}] has unknown source {step['source']!r}")
         for call in step.get("tool_calls") or []:
             if not isinstance(call, dict) or "tool_call_id" not in call or "function_name" not in call:
-                raise ValueError(f"steps[{index}] has a tool call without 'tool_call_id' and 'function_name'")
+                raise RecordError(f"steps[{index}] has a tool call without 'tool_call_id' and 'function_name'")
     return steps
+
+
+def _check_step(step: Record, where: str) -> None:
+    """The fields of a step that conversion reads: content, reasoning, calls and results."""
+    _check_content(step["message"], f"{where}.message")
+    expect(step.get("reasoning_content"), f"{where}.reasoning_content", str, NULL)
+    expect(step.get("extra"), f"{where}.extra", dict, NULL)
+    for index, call in enumerate(objects(step.get("tool_calls"), f"{where}.tool_calls")):
+        check_call_name(call, f"{where}.tool_calls[{index}]", "function_name")
+        expect(call["tool_call_id"], f"{where}.tool_calls[{index}].tool_call_id", str)
+    results = field(expect(step.get("observation"), f"{where}.observation", dict, NULL) or {}, "results", list, NULL)
+    for index, result in enumerate(objects(results, f"{where}.observation.results")):
+        at = f"{where}.observation.results[{index}]"
+        _check_content(result.get("content"), f"{at}.content")
+        extra = expect(result.get("extra"), f"{at}.extra", dict, NULL) or {}
+        for key in ("tool_call_id", "name"):
+            expect(extra.get(key), f"{at}.extra.{key}", str, NULL)
+        expect(result.get("source_call_id"), f"{at}.source_call_id", str, NULL)
+
+
+def _check_content(content: Any, where: str) -> None:
+    """ATIF content: text, or a list of parts with text as text and images with a ``source`` object."""
+    for index, part in enumerate(objects(content, where) if isinstance(content, list) else ()):
+        if part.get("type") == "text":
+            expect(part.get("text"), f"{where}[{index}].text", str, NULL)
+        elif part.get("type") == "image":
+            expect(part.get("source"), f"{where}[{index}].source", dict, NULL)
 
 
 def _metadata(trajectory: Record, steps: list[Record]) -> dict[str, Any]:
@@ -141,7 +180,10 @@ def _read_agent_step(conversation: Conversation, step: Record) -> None:
     content = _content(conversation, step["message"])
     if isinstance(content, list) and any(part["type"] != "text" for part in content):
         conversation.leave_out("image in an ATIF agent message")
-    calls = [tool_call(c["function_name"], c.get("arguments"), c["tool_call_id"]) for c in step.get("tool_calls") or []]
+    calls = [
+        conversation.call(c["function_name"], c.get("arguments"), c["tool_call_id"])
+        for c in step.get("tool_calls") or []
+    ]
     conversation.assistant(text=text_of(content), reasoning=step.get("reasoning_content"), tool_calls=calls)
     conversation.use_model(step.get("model_name"))
     if step.get("reasoning_effort") is not None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from teich.schema import text_of
 from teich.traces.blocks import add_assistant_blocks
+from teich.traces.branch import relink
+from teich.traces.checks import NULL, check_blocks, expect, field, number, objects
 from teich.traces.conversation import Conversation, normalize_content
 from teich.traces.protocol import Converted, Record, TraceFormat
 from teich.traces.reader import read_trace_file
@@ -26,6 +28,7 @@ from teich.traces.reader import read_trace_file
 SUB_AGENT_TOOLS = ("Task", "Agent")
 REMINDER = ("<system-reminder>", "</system-reminder>")
 SYNTHETIC_MODEL = "<synthetic>"
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 # Local commands (``/compact``, ``/model``...) and their output: sent to the model as context, not requests.
 LOCAL_COMMAND_TAGS = ("<command-name>", "<command-message>", "<local-command-stdout>", "<local-command-caveat>")
 
@@ -38,10 +41,31 @@ class ClaudeCode(TraceFormat):
     def matches(self, records: list[Record]) -> bool:
         return any(r.get("type") in ("user", "assistant") and "sessionId" in r and "uuid" in r for r in records)
 
+    def check(self, record: Record) -> None:
+        for key in ("uuid", "parentUuid", "logicalParentUuid", "agentId"):
+            field(record, key, str, NULL)
+        message = field(record, "message", dict, NULL) or {}
+        expect(message.get("id"), "message.id", str, NULL)
+        check_blocks(message.get("content"), "message.content")
+        preserved = field(record, "compactMetadata.preservedMessages", dict, NULL) or {}
+        for index, uuid in enumerate(
+            expect(preserved.get("uuids"), "compactMetadata.preservedMessages.uuids", list, NULL) or []
+        ):
+            expect(uuid, f"compactMetadata.preservedMessages.uuids[{index}]", str)
+        field(record, "rendered", list, NULL)
+        snapshot = field(record, "attachment", dict, NULL) or {}
+        if snapshot.get("type") == "prompt_snapshot":
+            field(snapshot, "systemPrompt", list, NULL)
+            objects(snapshot.get("tools"), "attachment.tools")
+        data = field(record, "data", dict, NULL) or {}
+        expect(data.get("agentId"), "data.agentId", str, NULL)
+        if isinstance(data.get("message"), dict):
+            expect(data["message"].get("uuid"), "data.message.uuid", str, NULL)
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         nodes = [r for r in records if r.get("uuid")]
+        converted = Converted(repaired=relink(nodes, "uuid", "parentUuid", dangling="anywhere"))
         main = [r for r in nodes if not r.get("isSidechain")]
-        converted = Converted()
         for tree in _trees(main):  # a /clear (or a plan run with a fresh context) starts a new tree
             _merge(converted, _convert_thread(tree, {}, self.name))
         if len(converted.rows) > 1:
@@ -58,6 +82,8 @@ class ClaudeCode(TraceFormat):
 def _merge(into: Converted, part: Converted) -> None:
     into.rows += part.rows
     into.left_out.update(part.left_out)
+    into.skipped += part.skipped
+    into.repaired += part.repaired
 
 
 def _convert_thread(nodes: list[Record], link: dict[str, Any], name: str) -> Converted:
@@ -184,6 +210,7 @@ class _Thread:
         self.name = name
         self.by_id = {r["uuid"]: r for r in nodes}
         self.results = _results_by_call(nodes)
+        self.calls = {b.get("id") for r in nodes if r.get("type") == "assistant" for b in _blocks(r)}
         self.waiting: list[str] = []  # calls of the current turn still without a result
         self.placed: set[str] = set()
         self.usage: dict[str, dict[str, Any]] = {}
@@ -191,6 +218,7 @@ class _Thread:
         self.preserved: list[str] = []  # what a compaction kept, to follow its summary
 
     def record(self, record: Record) -> None:
+        self.conversation.record = record
         meta = self.conversation.metadata
         meta.setdefault("timestamp", record.get("timestamp"))
         meta.setdefault("session_id", record.get("sessionId"))
@@ -243,8 +271,13 @@ class _Thread:
         self._place_results()
         blocks = _blocks(record)
         for block in blocks:
-            if block.get("type") == "tool_result" and block.get("tool_use_id") not in self.placed:
+            call_id = block.get("tool_use_id")
+            if block.get("type") != "tool_result" or call_id in self.placed:
+                continue
+            if call_id in self.calls:
                 self.conversation.leave_out("tool result with no call on the path")
+            else:
+                self.conversation.leave_out_orphan(call_id)
         rest = [b for b in blocks if b.get("type") != "tool_result"]
         if not rest:
             return
@@ -407,7 +440,8 @@ def _sub_agent_calls(records: list[Record]) -> list[tuple[str, dict[str, Any], s
         for block in content if isinstance(content, list) else ():
             if block.get("type") == "tool_use" and block.get("name") in SUB_AGENT_TOOLS:
                 call_id = block.get("id", "")
-                calls.append((call_id, block.get("input") or {}, agent_of_result.get(call_id)))
+                arguments = block.get("input") if isinstance(block.get("input"), dict) else {}
+                calls.append((call_id, arguments, agent_of_result.get(call_id)))
     return calls
 
 
@@ -425,7 +459,7 @@ def _link(
         "sub_agent": True,
     }
     for call_id, arguments, result_agent in calls:
-        if result_agent == agent_id or (task and arguments.get("prompt", "").strip() == task.strip()):
+        if result_agent == agent_id or (task and str(arguments.get("prompt") or "").strip() == task.strip()):
             link["parent_tool_call_id"] = call_id
             link["sub_agent_type"] = arguments.get("subagent_type")
             break
@@ -454,8 +488,9 @@ def _meta_sidecar(path: Path | None) -> dict[str, Any]:
 
 
 def _sum_usage(usages: Any) -> dict[str, int]:
-    keys = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
-    return {key: sum(u.get(key) or 0 for u in usages) for key in keys}
+    """Token counts summed over the responses (counts that are not numbers count nothing)."""
+    usages = [u for u in usages if isinstance(u, dict)]
+    return {key: sum(number(u.get(key)) for u in usages) for key in _USAGE_KEYS}
 
 
 FORMAT = ClaudeCode()

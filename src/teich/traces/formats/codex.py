@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from teich.schema import Message
+from teich.traces.checks import NULL, ROLES, check_content, check_tools, expect, field, objects, one_of
 from teich.traces.conversation import Conversation, tool_call
 from teich.traces.protocol import Converted, Record, TraceFormat
 
@@ -33,13 +34,65 @@ class Codex(TraceFormat):
             r.get("type") in ("session_meta", "response_item", "turn_context") and "payload" in r for r in records
         ) or _is_legacy(records)
 
+    def check(self, record: Record) -> None:
+        if "payload" not in record:  # a mid-2025 rollout: its header, then bare items
+            check_content(record.get("instructions"), "instructions")
+            _check_item(record, "")
+            return
+        payload = field(record, "payload", dict, NULL) or {}
+        kind = record.get("type")
+        if kind == "session_meta":
+            instructions = payload.get("base_instructions")
+            text = instructions.get("text") if isinstance(instructions, dict) else instructions
+            check_content(text, "payload.base_instructions")
+            check_content(payload.get("instructions"), "payload.instructions")
+            check_tools(payload.get("dynamic_tools"), "payload.dynamic_tools")
+        elif kind == "response_item":
+            _check_item(payload, "payload.")
+        elif kind == "compacted":
+            expect(payload.get("message"), "payload.message", str, NULL)
+            replacement = payload.get("replacement_history")
+            for index, item in enumerate(objects(replacement, "payload.replacement_history") if replacement else ()):
+                _check_item(item, f"payload.replacement_history[{index}].")
+        elif kind == "event_msg" and payload.get("type") == "token_count":
+            expect(payload.get("info"), "payload.info", dict, NULL)
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         if _is_legacy(records):
             records = _from_legacy(records)
         session = _Session(Conversation())
         for record in records:
+            session.conversation.record = record
             session.record(record)
         return session.finish(self.name)
+
+
+def _check_item(item: Record, prefix: str) -> None:
+    """The fields of a response item (``prefix`` says where it sits in its record) that conversion reads."""
+    kind = item.get("type")
+    if kind == "message" and item.get("role") == "assistant":
+        _check_parts(item.get("content"), f"{prefix}content")
+    elif kind == "message":
+        one_of(item.get("role", "user"), f"{prefix}role", ROLES)
+        check_content(item.get("content"), f"{prefix}content")
+    elif kind == "reasoning":
+        _check_parts(item.get("content") or [], f"{prefix}content")
+        _check_parts(item.get("summary") or [], f"{prefix}summary")
+    elif kind in _CALLS:
+        expect(item.get("name", ""), f"{prefix}name", str)
+        expect(item.get("call_id"), f"{prefix}call_id", str, NULL)
+    elif kind in _OUTPUTS:
+        expect(item.get("call_id"), f"{prefix}call_id", str, NULL)
+        output = item.get("output")
+        check_content(output.get("content") if isinstance(output, dict) else output, f"{prefix}output")
+    elif kind == "web_search_call":
+        expect(item.get("id"), f"{prefix}id", str, NULL)
+
+
+def _check_parts(content: Any, where: str) -> None:
+    """Text, or a list of parts whose ``text`` is text."""
+    for index, part in enumerate(objects(content, where) if not isinstance(content, str) else ()):
+        expect(part.get("text", ""), f"{where}[{index}].text", str)
 
 
 def _is_legacy(records: list[Record]) -> bool:
@@ -144,7 +197,10 @@ class _Session:
         else:
             name = item.get("name", "")
             arguments = item.get("arguments") if kind == "function_call" else item.get("input")
-        call = tool_call(name, arguments, item.get("call_id"))
+        if kind == "custom_tool_call":  # free-form input (a patch, a script), kept as {"input": text}
+            call = tool_call(name, arguments, item.get("call_id"))
+        else:
+            call = self.conversation.call(name, arguments, item.get("call_id"))
         self.conversation.assistant(tool_calls=[call])
         self.pending.append(call.id)
 

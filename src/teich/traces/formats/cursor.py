@@ -6,8 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from teich.traces.blocks import add_assistant_blocks, add_user_blocks
+from teich.traces.checks import NULL, check_blocks, check_tools, field
 from teich.traces.conversation import Conversation
 from teich.traces.protocol import Converted, Record, TraceFormat
+
+_ROLES = ("user", "assistant", "system")
 
 
 class Cursor(TraceFormat):
@@ -17,9 +20,16 @@ class Cursor(TraceFormat):
     def matches(self, records: list[Record]) -> bool:
         return any(str(r.get("type", "")).startswith("cursor_") for r in records)
 
+    def check(self, record: Record) -> None:
+        if record.get("type") == "cursor_available_tools":
+            check_tools(record.get("tools"), "tools")
+        elif record.get("role") in _ROLES:
+            check_blocks((field(record, "message", dict, NULL) or {}).get("content"), "message.content")
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         conversation = Conversation()
         for record in records:
+            conversation.record = record
             kind = record.get("type")
             if kind == "cursor_session_meta":
                 conversation.metadata.update(
@@ -27,7 +37,7 @@ class Cursor(TraceFormat):
                 )
             elif kind == "cursor_available_tools":
                 conversation.tools = list(record.get("tools") or [])
-            elif record.get("role") in ("user", "assistant", "system"):
+            elif record.get("role") in _ROLES:
                 content = (record.get("message") or {}).get("content") or []
                 if record["role"] == "assistant":
                     add_assistant_blocks(conversation, content)

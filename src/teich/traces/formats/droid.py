@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from teich.traces.blocks import add_assistant_blocks, add_user_blocks
-from teich.traces.branch import active_branch
+from teich.traces.branch import active_branch, relink
+from teich.traces.checks import ID, NULL, check_blocks, field
 from teich.traces.conversation import Conversation
 from teich.traces.protocol import Converted, Record, TraceFormat
 
@@ -23,6 +24,12 @@ class Droid(TraceFormat):
     def matches(self, records: list[Record]) -> bool:
         return bool(records) and records[0].get("type") == "session_start"
 
+    def check(self, record: Record) -> None:
+        if record.get("type") == "message":
+            field(record, "id", *ID)
+            field(record, "parentId", *ID)
+            check_blocks((field(record, "message", dict, NULL) or {}).get("content"), "message.content")
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         conversation = Conversation()
         header = records[0]
@@ -32,11 +39,14 @@ class Droid(TraceFormat):
             title=header.get("sessionTitle") or header.get("title"),
         )
         messages = [r for r in records if r.get("type") == "message"]
+        for record, reason in relink(messages, "id", "parentId", absent=False):
+            conversation.repair(reason, record)
         branch = active_branch(messages, "id", "parentId")
         conversation.leave_out("abandoned branch", len(messages) - len(branch))
         visible = [r for r in branch if (r.get("message") or {}).get("visibility") != "user_only"]
         conversation.leave_out("shown to the user only, never sent to the model", len(branch) - len(visible))
         for record in visible:
+            conversation.record = record
             conversation.metadata.setdefault("timestamp", record.get("timestamp"))
             message = record.get("message") or {}
             if message.get("role") == "assistant":

@@ -15,8 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from teich.traces.branch import active_branch
-from teich.traces.conversation import Conversation, tool_call
+from teich.traces.branch import active_branch, relink
+from teich.traces.checks import ID, NULL, check_call_name, expect, field, number, objects
+from teich.traces.conversation import Conversation
 from teich.traces.protocol import Converted, Record, TraceFormat
 
 COMPACTION_PREFIX = (
@@ -33,6 +34,9 @@ IMAGE_PLACEHOLDERS = {
 }
 
 
+_USAGE_KEYS = ("input", "output", "cacheRead", "cacheWrite")
+
+
 class Pi(TraceFormat):
     name = "pi"
     priority = 30
@@ -41,8 +45,46 @@ class Pi(TraceFormat):
         header = records[0] if records else {}
         return header.get("type") == "session" and "cwd" in header and not is_openclaw(records)
 
+    def check(self, record: Record) -> None:
+        check_entry(record)
+
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         return convert_session(records, self.name)
+
+
+def check_entry(entry: Record) -> None:
+    """The fields of a Pi-layout entry that conversion reads."""
+    field(entry, "id", *ID)
+    field(entry, "parentId", *ID)
+    kind = entry.get("type")
+    if kind == "message":
+        _check_message(field(entry, "message", dict, NULL) or {})
+    elif kind == "custom_message":
+        _check_parts(entry.get("content"), "content")
+    elif kind in ("compaction", "branch_summary"):
+        field(entry, "summary", str, NULL)
+
+
+def _check_message(message: Record) -> None:
+    _check_parts(message.get("content"), "message.content")
+    if message.get("role") == "toolResult":
+        field(message, "toolCallId", str, NULL)
+        field(message, "toolName", str, NULL)
+        field(message, "isError", bool, NULL)
+
+
+def _check_parts(content: Any, where: str) -> None:
+    """Content as :func:`_parts` reads it: text, or a list of parts (``text``, ``thinking``, ``toolCall``, images)."""
+    if not isinstance(expect(content, where, str, list, NULL), list):
+        return
+    for index, part in enumerate(objects(content, where)):
+        at = f"{where}[{index}]"
+        kind = part.get("type")
+        if kind in ("text", "thinking"):
+            expect(part.get(kind), f"{at}.{kind}", str, NULL)
+        elif kind == "toolCall":
+            check_call_name(part, at)
+            expect(part.get("id"), f"{at}.id", str, NULL)
 
 
 def is_openclaw(records: list[Record]) -> bool:
@@ -63,9 +105,12 @@ def convert_session(records: list[Record], name: str) -> Converted:
     entries = [r for r in records if r is not header]
     if not any("id" in e for e in entries):  # v1: one line of entries, ids are their places in the file
         entries = _v1_linked(records, header)
+    for entry, reason in relink(entries, "id", "parentId"):
+        conversation.repair(reason, entry)
     path = active_branch(entries, "id", "parentId")
     conversation.leave_out("abandoned branch", len([e for e in entries if e.get("id") is not None]) - len(path))
     for index, entry in enumerate(path):
+        conversation.record = entry
         kind = entry.get("type")
         if kind == "model_change":
             conversation.use_model(entry.get("modelId"), entry.get("provider"))
@@ -127,7 +172,8 @@ def _message(conversation: Conversation, message: Record) -> None:
             elif kind == "text":
                 conversation.assistant(text=part.get("text"))
             elif kind == "toolCall":
-                conversation.assistant(tool_calls=[tool_call(part["name"], part.get("arguments"), part.get("id"))])
+                call = conversation.call(part["name"], part.get("arguments"), part.get("id"))
+                conversation.assistant(tool_calls=[call])
     elif role == "toolResult":
         content = _as_sent(_parts(content), role)
         conversation.tool_result(
@@ -181,13 +227,16 @@ def _as_sent(parts: list[Record], role: str) -> list[Record]:
 
 
 def _account(meta: dict[str, Any], message: Record) -> None:
-    """Summed usage and cost from an assistant message."""
-    usage = message.get("usage") or {}
-    totals = meta.setdefault("usage", {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0})
+    """Summed usage and cost from an assistant message (counts that are not numbers count nothing)."""
+    usage = _object(message.get("usage"))
+    totals = meta.setdefault("usage", dict.fromkeys(_USAGE_KEYS, 0))
     for key in totals:
-        totals[key] += usage.get(key) or 0
-    cost = (usage.get("cost") or {}).get("total") or 0
-    meta["cost"] = round(meta.get("cost", 0) + cost, 6)
+        totals[key] += number(usage.get(key))
+    meta["cost"] = round(meta.get("cost", 0) + number(_object(usage.get("cost")).get("total")), 6)
+
+
+def _object(value: Any) -> Record:
+    return value if isinstance(value, dict) else {}
 
 
 FORMAT = Pi()

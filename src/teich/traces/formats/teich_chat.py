@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from teich.traces.formats.openai import convert_row
+from teich.traces.checks import NULL, check_content, field
+from teich.traces.formats.openai import check_row, convert_row
 from teich.traces.protocol import Converted, Record, TraceFormat
 
 
@@ -16,6 +17,15 @@ class TeichChat(TraceFormat):
 
     def matches(self, records: list[Record]) -> bool:
         return bool(records) and "response" in records[0] and ("messages" in records[0] or "prompt" in records[0])
+
+    def check(self, record: Record) -> None:
+        field(record, "metadata", dict, NULL)
+        if record.get("messages"):
+            check_row(record)
+            return
+        for key in ("system", "prompt", "thinking"):
+            field(record, key, str, NULL)
+        check_content(record.get("response"), "response")
 
     def convert(self, records: list[Record], path: Path | None = None) -> Converted:
         (row,) = records
