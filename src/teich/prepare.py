@@ -147,7 +147,7 @@ def _load(source, load_report: LoadReport, split, revision, token, max_examples)
         if max_examples is not None and len(examples) >= max_examples:
             break
     if not examples:
-        detail = f": {load_report.problems[0]}" if load_report.problems else ""
+        detail = f": {load_report.problems[0]}" if load_report.problems else f" ({load_report.summary()})"
         raise TeichError(f"no training rows could be loaded{detail}")
     return examples
 

@@ -32,7 +32,6 @@ class RowError(ValueError):
 class RenderedRow:
     text: str
     spans: list[Span]
-    messages: list[dict[str, Any]]
     notes: Counter[str] = field(default_factory=Counter)
 
 
@@ -176,7 +175,7 @@ def render_row(
         notes["reasoning not rendered by the template"] += located.unrendered_reasoning
     if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
         notes["special-token text inside content"] += 1
-    return RenderedRow(text, spans, messages, notes)
+    return RenderedRow(text, spans, notes)
 
 
 def _check_results(example: TrainingExample) -> None:
