@@ -25,8 +25,6 @@ COMPRESSED_SUFFIXES = (".gz", ".zst")
 MAX_DEPTH = 100
 REPLACEMENT = "\ufffd"
 _SURROGATE = re.compile("[\ud800-\udfff]")
-# A surrogate in a line's text: raw, or escaped in JSON (escaped pairs decode to one character).
-_SURROGATE_IN_TEXT = re.compile(r"[\ud800-\udfff]|\\u[dD][89a-fA-F]")
 
 
 @dataclass
@@ -166,7 +164,13 @@ def _read_line(trace: TraceFile, number: int, line: bytes, is_last_unterminated:
             message = f"expected a JSON object, got {type(record).__name__}"
             trace.problems.append(Problem(str(trace.path), number, message))
             continue
-        _add(trace, record, number, needs_scan=_SURROGATE_IN_TEXT.search(text) is not None)
+        _add(trace, record, number, needs_scan=_may_hold_surrogates(line))
+
+
+def _may_hold_surrogates(line: bytes) -> bool:
+    """Whether a line may hold a surrogate: escaped (``\\ud800``) or encoded raw (``ED A0 80``; the
+    byte ``ED`` also leads some valid characters, which only costs a needless scan)."""
+    return b"\\ud" in line or b"\\uD" in line or b"\xed" in line
 
 
 def _decoded(line: bytes) -> str:
