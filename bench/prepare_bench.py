@@ -239,7 +239,11 @@ def teich(path: Path, family: str, num_proc: int | None, trl_prepare: bool, mask
 
 
 def _measured(function, queue, *args) -> None:
-    result = function(*args)
+    try:
+        result = function(*args)
+    except Exception as error:  # reported by the parent, which would otherwise wait forever
+        queue.put({"error": f"{type(error).__name__}: {error}"})
+        return
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(result)
 
@@ -250,6 +254,8 @@ def run_isolated(function, *args) -> dict:
     process.start()
     result = queue.get()
     process.join()
+    if "error" in result:
+        raise SystemExit(f"{function.__name__} failed: {result['error']}")
     return result
 
 
