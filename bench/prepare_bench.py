@@ -194,11 +194,22 @@ def floor(path: Path, family: str) -> dict:
 
     tokenizer = family_tokenizer(family)
     rows = [json.loads(line) for line in path.open()]
+    try:
+        tokenizer.apply_chat_template(rows[0]["messages"], tools=rows[0]["tools"], tokenize=False)
+    except TypeError:  # a template that takes tool-call arguments as JSON text only (DeepSeek-V3)
+        rows = [_arguments_as_text(row) for row in rows]
     start = time.perf_counter()
     texts = [tokenizer.apply_chat_template(r["messages"], tools=r["tools"], tokenize=False) for r in rows]
     encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": sum(len(ids) for ids in encodings["input_ids"])}
+
+
+def _arguments_as_text(row: dict) -> dict:
+    for message in row["messages"]:
+        for call in message.get("tool_calls") or []:
+            call["function"]["arguments"] = json.dumps(call["function"]["arguments"])
+    return row
 
 
 def teich(path: Path, family: str, num_proc: int | None, trl_prepare: bool, masked: bool) -> dict:

@@ -15,6 +15,7 @@ lead-in of the tool calls, which belongs to them.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,9 +190,13 @@ def _after_arguments(text: str, arguments: Any, position: int) -> int:
 def _stop_end(text: str, position: int, profile: TemplateProfile, is_last: bool) -> int | None:
     """The end of the first stop token after ``position``; for the last turn of a template that
     writes no stop token there (GLM stops on the next role marker), the end of the text."""
-    found = [text.find(stop, position) + len(stop) for stop in profile.stop_tokens if text.find(stop, position) >= 0]
-    if found:
-        return min(found)
+    end = None
+    for stop in profile.stop_tokens:  # each search only as far as an earlier end could be
+        at = text.find(stop, position) if end is None else text.find(stop, position, end - 1)
+        if at >= 0:
+            end = at + len(stop)
+    if end is not None:
+        return end
     return len(text.rstrip()) if is_last else None
 
 
@@ -204,8 +209,7 @@ def _find(
     winning (the longest form on a tie), and only accepted if it starts by ``limit``. JSON-encoded
     forms are only tried when no plain form is found.
     """
-    for make_forms in (_plain_forms, _json_forms):
-        forms = make_forms(content)
+    for forms in _forms(content):
         for gap in gaps:
             if text.startswith(gap, cursor):
                 at = cursor + len(gap)
@@ -219,6 +223,13 @@ def _find(
             at, size = min(matches, key=lambda m: (m[0], -m[1]))
             return at, at + size
     return None
+
+
+def _forms(content: str) -> Iterator[list[str]]:
+    """The plain forms, then (made only when those are not found) the JSON forms that differ from them."""
+    plain = _plain_forms(content)
+    yield plain
+    yield [form for form in _json_forms(content) if form not in plain]
 
 
 def _plain_forms(content: str) -> list[str]:
