@@ -15,7 +15,6 @@ lead-in of the tool calls, which belongs to them.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -205,31 +204,39 @@ def _find(
 ) -> tuple[int, int] | None:
     """Where ``content`` (or the form a template renders it in) is, at or after ``cursor``.
 
-    Right after a known gap it is checked in place; otherwise searched for, the earliest match
-    winning (the longest form on a tie), and only accepted if it starts by ``limit``. JSON-encoded
-    forms are only tried when no plain form is found.
+    Right after a known gap it is checked in place, plain forms first, then JSON-encoded ones;
+    otherwise searched for, the earliest match winning (the longest form on a tie), and only
+    accepted if it starts by ``limit``, JSON-encoded forms only where no plain form is found.
     """
-    for forms in _forms(content):
-        for gap in gaps:
-            if text.startswith(gap, cursor):
-                at = cursor + len(gap)
-                for form in forms:
-                    if text.startswith(form, at):
-                        return at, at + len(form)
-        stop = len(text) if limit is None else limit
-        matches = [(text.find(form, cursor, stop + len(form)), len(form)) for form in forms]
-        matches = [(at, size) for at, size in matches if at >= 0]
-        if matches:
-            at, size = min(matches, key=lambda m: (m[0], -m[1]))
-            return at, at + size
+    plain = _plain_forms(content)
+    found = _in_place(text, plain, cursor, gaps)
+    if found is None and gaps:
+        found = _in_place(text, _json_forms(content, plain), cursor, gaps)
+    if found is None:
+        found = _search(text, plain, cursor, limit) or _search(text, _json_forms(content, plain), cursor, limit)
+    return found
+
+
+def _in_place(text: str, forms: list[str], cursor: int, gaps: tuple[str, ...]) -> tuple[int, int] | None:
+    """A form right after one of the gaps that starts at ``cursor``."""
+    for gap in gaps:
+        if text.startswith(gap, cursor):
+            at = cursor + len(gap)
+            for form in forms:
+                if text.startswith(form, at):
+                    return at, at + len(form)
     return None
 
 
-def _forms(content: str) -> Iterator[list[str]]:
-    """The plain forms, then (made only when those are not found) the JSON forms that differ from them."""
-    plain = _plain_forms(content)
-    yield plain
-    yield [form for form in _json_forms(content) if form not in plain]
+def _search(text: str, forms: list[str], cursor: int, limit: int | None) -> tuple[int, int] | None:
+    """The earliest form at or after ``cursor`` starting by ``limit`` (the longest on a tie)."""
+    stop = len(text) if limit is None else limit
+    matches = [(text.find(form, cursor, stop + len(form)), len(form)) for form in forms]
+    matches = [(at, size) for at, size in matches if at >= 0]
+    if not matches:
+        return None
+    at, size = min(matches, key=lambda m: (m[0], -m[1]))
+    return at, at + size
 
 
 def _plain_forms(content: str) -> list[str]:
@@ -242,12 +249,11 @@ def _plain_forms(content: str) -> list[str]:
     return sorted({f for f in (text, text.lstrip("\n"), text.lstrip()) if f}, key=len, reverse=True)
 
 
-def _json_forms(content: str) -> list[str]:
-    """JSON-encoded, as templates that ``tojson`` a message render it."""
-    forms = {
-        json.dumps(form, ensure_ascii=ascii)[1:-1] for form in (content, content.strip()) for ascii in (True, False)
-    }
-    return sorted((f for f in forms if f.strip()), key=len, reverse=True)
+def _json_forms(content: str, plain: list[str]) -> list[str]:
+    """JSON-encoded, as templates that ``tojson`` a message render it, where that differs from the plain forms."""
+    escapes = (True, False) if not content.isascii() else (True,)
+    forms = {json.dumps(form, ensure_ascii=ascii)[1:-1] for form in (content, content.strip()) for ascii in escapes}
+    return sorted((f for f in forms if f.strip() and f not in plain), key=len, reverse=True)
 
 
 def _text_parts(content: Any) -> list[str]:
