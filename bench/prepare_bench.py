@@ -189,27 +189,24 @@ def write_dataset(folder: Path, rows: int, dataset: str = "synthetic") -> Path:
 
 
 def floor(path: Path, family: str) -> dict:
-    """Render every row, then one batched tokenization with offsets."""
+    """Render every row, then one batched tokenization with offsets, of the same text Teich trains on:
+    the rows' messages as the template takes them (calls split for GPT-OSS, JSON-text arguments for
+    DeepSeek-V3; adapted before the clock starts)."""
     from model_families import family_tokenizer
 
+    from teich import TrainingExample, load_traces
+    from teich.render import template_messages
+    from teich.templates import profile_template
+
     tokenizer = family_tokenizer(family)
-    rows = [json.loads(line) for line in path.open()]
-    try:
-        tokenizer.apply_chat_template(rows[0]["messages"], tools=rows[0]["tools"], tokenize=False)
-    except TypeError:  # a template that takes tool-call arguments as JSON text only (DeepSeek-V3)
-        rows = [_arguments_as_text(row) for row in rows]
+    profile = profile_template(tokenizer)
+    rows = [TrainingExample.from_record(record) for record in load_traces(path)]
+    inputs = [(template_messages(row, profile)[0], row.tools) for row in rows]
     start = time.perf_counter()
-    texts = [tokenizer.apply_chat_template(r["messages"], tools=r["tools"], tokenize=False) for r in rows]
+    texts = [tokenizer.apply_chat_template(messages, tools=tools, tokenize=False) for messages, tools in inputs]
     encodings = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
     seconds = time.perf_counter() - start
     return {"seconds": seconds, "tokens": sum(len(ids) for ids in encodings["input_ids"])}
-
-
-def _arguments_as_text(row: dict) -> dict:
-    for message in row["messages"]:
-        for call in message.get("tool_calls") or []:
-            call["function"]["arguments"] = json.dumps(call["function"]["arguments"])
-    return row
 
 
 def teich(path: Path, family: str, num_proc: int | None, trl_prepare: bool, masked: bool) -> dict:

@@ -103,7 +103,9 @@ def prepare_data(
     or ``"drop"`` the row. ``reasoning`` is what the rendered history shows: ``"keep"`` every
     message's reasoning (as the template renders it; templates such as Qwen3 leave out earlier
     turns' reasoning, reported), only the ``"last"`` assistant message's, or ``"drop"`` all of it;
-    the report counts the messages whose reasoning was removed.
+    the report counts the messages whose reasoning was removed. ``num_proc`` renders and tokenizes
+    in that many forked processes (where the platform forks), for machines with more cores than
+    the tokenizer's own threads keep busy; the dataset is the same as in one process.
     """
     if oversized_policy not in ("drop", "trim_followups", "error"):
         raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
