@@ -646,3 +646,23 @@ def test_prepare_data_names_the_field_of_a_nameless_tool_call(tokenizer, tmp_pat
         raised.value
     )
     assert "KeyError" not in str(raised.value)
+
+
+def test_stored_content_parts_given_as_a_list_rather_than_json_text_load(tmp_path):
+    """The storage form keeps multimodal content as JSON text in ``content_parts``; a row that holds
+    the parts themselves (a list) means the same thing and loads (found by the fuzz test)."""
+    parts = [{"type": "text", "text": "Look:"}, {"type": "image_url", "image_url": {"url": "data:,"}}]
+    row = {
+        "prompt": "Look:",
+        "messages": [
+            {"role": "user", "content": "Look:", "content_parts": parts},
+            {"role": "assistant", "content": "A picture.", "content_parts": None},
+        ],
+        "tools": "[]",
+        "metadata": "{}",
+    }
+    path = tmp_path / "stored.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    (loaded,) = [TrainingExample.from_record(r) for r in load_traces(path)]
+    assert loaded.messages[0].content == parts
+    assert loaded.messages[1].content == "A picture."

@@ -198,7 +198,7 @@ def parse_message(record: dict[str, Any]) -> Message:
     record = {k: v for k, v in record.items() if v is not None}
     parts = record.pop("content_parts", None)
     if parts is not None:
-        record["content"] = json.loads(parts)
+        record["content"] = json_or_value(parts)
     for alias in ("reasoning", "thinking"):
         if alias in record:
             record.setdefault("reasoning_content", record.pop(alias))
