@@ -664,5 +664,5 @@ def test_stored_content_parts_given_as_a_list_rather_than_json_text_load(tmp_pat
     path = tmp_path / "stored.jsonl"
     path.write_text(json.dumps(row) + "\n")
     (loaded,) = [TrainingExample.from_record(r) for r in load_traces(path)]
-    assert loaded.messages[0].content == parts
+    assert loaded.messages[0].content == [{"type": "text", "text": "Look:"}, {"type": "image", "image": "data:,"}]
     assert loaded.messages[1].content == "A picture."
