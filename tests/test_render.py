@@ -7,7 +7,7 @@ from agent_rows import synthetic_rows
 from model_families import family_tokenizer
 
 from teich import TeichError, TrainingExample
-from teich.render import RowError, render_row, template_messages
+from teich.render import TemplateError, render_row, template_messages
 from teich.templates import profile_template
 
 PARALLEL = TrainingExample.from_record(synthetic_rows()[0])  # three calls, answered out of order
@@ -32,7 +32,7 @@ def test_split_makes_one_turn_per_call_in_result_order() -> None:
 
 
 def test_drop_rejects_the_row_where_the_template_renders_one_call_per_turn() -> None:
-    with pytest.raises(RowError, match="renders only one tool call per message"):
+    with pytest.raises(TemplateError, match="renders only one tool call per message"):
         _render("gptoss", "drop")
 
 

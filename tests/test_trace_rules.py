@@ -51,8 +51,15 @@ def _cc(uuid: str, parent: str | None, kind: str, content, **extra) -> dict:
     message = {"role": kind, "content": content}
     if kind == "assistant":
         message.update(id=extra.pop("message_id", f"msg_{uuid}"), model=extra.pop("model", "claude-x"))
-    return {"type": kind, "uuid": uuid, "parentUuid": parent, "sessionId": "s1", "version": "2.1.5",
-            "message": message, **extra}
+    return {
+        "type": kind,
+        "uuid": uuid,
+        "parentUuid": parent,
+        "sessionId": "s1",
+        "version": "2.1.5",
+        "message": message,
+        **extra,
+    }
 
 
 def _use(call_id: str, name: str = "Bash", **arguments) -> dict:
@@ -95,8 +102,14 @@ def test_claude_parent_written_after_child_keeps_every_turn(tmp_path):
 def test_claude_api_errors_and_resume_filler_are_never_targets(tmp_path):
     records = [
         _cc("u1", None, "user", "hello"),
-        _cc("e1", "u1", "assistant", [{"type": "text", "text": "API Error: 529 overloaded"}],
-            isApiErrorMessage=True, model="<synthetic>"),
+        _cc(
+            "e1",
+            "u1",
+            "assistant",
+            [{"type": "text", "text": "API Error: 529 overloaded"}],
+            isApiErrorMessage=True,
+            model="<synthetic>",
+        ),
         _cc("u2", "e1", "user", "try again"),
         _cc("a1", "u2", "assistant", [{"type": "text", "text": "hi"}]),
         _cc("m1", "a1", "user", "Continue from where you left off.", isMeta=True),
@@ -118,8 +131,15 @@ def test_claude_compaction_makes_one_row_per_context(tmp_path):
         _cc("u2", "a1", "user", "second prompt"),
         _cc("a2", "u2", "assistant", [{"type": "text", "text": "answer two"}]),
         _cc("c1", "a2", "user", "<command-name>/compact</command-name>\n<command-message>compact</command-message>"),
-        {"type": "system", "subtype": "compact_boundary", "uuid": "b1", "parentUuid": None,
-         "logicalParentUuid": "c1", "sessionId": "s1", "content": "Conversation compacted"},
+        {
+            "type": "system",
+            "subtype": "compact_boundary",
+            "uuid": "b1",
+            "parentUuid": None,
+            "logicalParentUuid": "c1",
+            "sessionId": "s1",
+            "content": "Conversation compacted",
+        },
         _cc("s1", "b1", "user", summary, isCompactSummary=True),
         _cc("o1", "s1", "user", "<local-command-stdout>Compacted </local-command-stdout>"),
         _cc("u3", "o1", "user", "third prompt"),
@@ -167,17 +187,23 @@ def test_claude_sidechains_become_linked_rows(tmp_path):
 
 def test_claude_sub_agent_files_link_to_their_parent_and_meta_is_no_trace(tmp_path):
     session = tmp_path / "proj" / "s1.jsonl"
-    _write(session, [
-        _cc("u1", None, "user", "look around"),
-        _cc("a1", "u1", "assistant", [_use("call_A", "Agent", prompt="Count files", subagent_type="Explore")]),
-        {**_cc("r1", "a1", "user", [_result("call_A", "3 files")]), "toolUseResult": {"agentId": "abc"}},
-        _cc("a2", "r1", "assistant", [{"type": "text", "text": "Three."}]),
-    ])
+    _write(
+        session,
+        [
+            _cc("u1", None, "user", "look around"),
+            _cc("a1", "u1", "assistant", [_use("call_A", "Agent", prompt="Count files", subagent_type="Explore")]),
+            {**_cc("r1", "a1", "user", [_result("call_A", "3 files")]), "toolUseResult": {"agentId": "abc"}},
+            _cc("a2", "r1", "assistant", [{"type": "text", "text": "Three."}]),
+        ],
+    )
     agent = tmp_path / "proj" / "s1" / "subagents" / "agent-abc.jsonl"
-    _write(agent, [
-        _cc("y1", None, "user", "Count files", isSidechain=True, agentId="abc"),
-        _cc("y2", "y1", "assistant", [{"type": "text", "text": "3 files"}], isSidechain=True, agentId="abc"),
-    ])
+    _write(
+        agent,
+        [
+            _cc("y1", None, "user", "Count files", isSidechain=True, agentId="abc"),
+            _cc("y2", "y1", "assistant", [{"type": "text", "text": "3 files"}], isSidechain=True, agentId="abc"),
+        ],
+    )
     agent.with_suffix(".meta.json").write_text(json.dumps({"agentType": "Explore"}))
     rows, report = _load(tmp_path / "proj")
     assert not report.problems
@@ -187,16 +213,22 @@ def test_claude_sub_agent_files_link_to_their_parent_and_meta_is_no_trace(tmp_pa
 
 
 def test_claude_2_0_agent_files_beside_the_session_link_to_it(tmp_path):
-    session = _write(tmp_path / "s1.jsonl", [
-        _cc("u1", None, "user", "look around"),
-        _cc("a1", "u1", "assistant", [_use("call_T", "Task", prompt="Count files", subagent_type="general")]),
-        _cc("r1", "a1", "user", [_result("call_T", "3 files")]),
-        _cc("a2", "r1", "assistant", [{"type": "text", "text": "Three."}]),
-    ])
-    _write(tmp_path / "agent-7f3a.jsonl", [
-        _cc("y1", None, "user", "Count files", isSidechain=True, agentId="7f3a"),
-        _cc("y2", "y1", "assistant", [{"type": "text", "text": "3 files"}], isSidechain=True, agentId="7f3a"),
-    ])
+    session = _write(
+        tmp_path / "s1.jsonl",
+        [
+            _cc("u1", None, "user", "look around"),
+            _cc("a1", "u1", "assistant", [_use("call_T", "Task", prompt="Count files", subagent_type="general")]),
+            _cc("r1", "a1", "user", [_result("call_T", "3 files")]),
+            _cc("a2", "r1", "assistant", [{"type": "text", "text": "Three."}]),
+        ],
+    )
+    _write(
+        tmp_path / "agent-7f3a.jsonl",
+        [
+            _cc("y1", None, "user", "Count files", isSidechain=True, agentId="7f3a"),
+            _cc("y2", "y1", "assistant", [{"type": "text", "text": "3 files"}], isSidechain=True, agentId="7f3a"),
+        ],
+    )
     rows, _ = _load(tmp_path)
     (sub,) = [r for r in rows if r.metadata.get("sub_agent")]
     assert sub.metadata["parent_tool_call_id"] == "call_T" and sub.metadata["parent_session_id"] == "s1"
@@ -237,8 +269,14 @@ def test_codex_interrupted_call_gets_codex_aborted_output_and_models_are_kept(tm
         _item({"type": "function_call", "name": "shell", "arguments": '{"command":["sleep","99"]}', "call_id": "k1"}),
         _cx("turn_context", {"model": "gpt-5-codex"}),
         _item(_msg("user", "never mind, search")),
-        _item({"type": "web_search_call", "id": "ws1", "status": "completed",
-               "action": {"type": "search", "query": "teich"}}),
+        _item(
+            {
+                "type": "web_search_call",
+                "id": "ws1",
+                "status": "completed",
+                "action": {"type": "search", "query": "teich"},
+            }
+        ),
         _item(_msg("assistant", "found it")),
     ]
     (row,), report = _load(_write(tmp_path / "rollout.jsonl", records))
@@ -296,8 +334,15 @@ def test_pi_v1_session_without_ids(tmp_path):
     records = [
         {"type": "session", "id": "p1", "timestamp": "2025-08-01T00:00:00Z", "cwd": "/w"},
         {"type": "message", "message": {"role": "user", "content": [{"type": "text", "text": "hi"}]}},
-        {"type": "message", "message": {"role": "assistant", "content": [{"type": "text", "text": "hello"}],
-                                        "model": "m1", "provider": "p"}},
+        {
+            "type": "message",
+            "message": {
+                "role": "assistant",
+                "content": [{"type": "text", "text": "hello"}],
+                "model": "m1",
+                "provider": "p",
+            },
+        },
     ]
     (row,), _ = _load(_write(tmp_path / "v1.jsonl", records))
     assert row.prompt == "hi" and row.messages[-1].content == "hello" and row.metadata["format_version"] == 1
@@ -312,10 +357,25 @@ def test_pi_shell_commands_compaction_and_omitted_images(tmp_path):
     records = [
         {"type": "session", "version": 3, "id": "p2", "cwd": "/w"},
         _pi_msg("1", None, {"role": "user", "content": [{"type": "text", "text": "look"}]}),
-        _pi_msg("2", "1", {"role": "assistant", "content": [
-            {"type": "toolCall", "id": "r1", "name": "read", "arguments": {"path": "a.png"}}]}),
-        _pi_msg("3", "2", {"role": "toolResult", "toolCallId": "r1", "toolName": "read",
-                           "content": [{"type": "text", "text": note}, image, image], "isError": False}),
+        _pi_msg(
+            "2",
+            "1",
+            {
+                "role": "assistant",
+                "content": [{"type": "toolCall", "id": "r1", "name": "read", "arguments": {"path": "a.png"}}],
+            },
+        ),
+        _pi_msg(
+            "3",
+            "2",
+            {
+                "role": "toolResult",
+                "toolCallId": "r1",
+                "toolName": "read",
+                "content": [{"type": "text", "text": note}, image, image],
+                "isError": False,
+            },
+        ),
         _pi_msg("4", "3", {"role": "assistant", "content": [{"type": "text", "text": "cannot see it"}]}),
         _pi_msg("5", "4", {"role": "bashExecution", "command": "ls", "output": "a.png", "exitCode": 2}),
         _pi_msg("6", "5", {"role": "bashExecution", "command": "secret", "output": "x", "excludeFromContext": True}),
@@ -365,7 +425,8 @@ def test_gzip_and_zstd_sessions_read_as_streams(tmp_path, shared_traces):
 def test_a_new_format_is_one_module(tmp_path, monkeypatch):
     package = tmp_path / "plugin_formats"
     package.mkdir()
-    (package / "toy.py").write_text(textwrap.dedent('''
+    (package / "toy.py").write_text(
+        textwrap.dedent("""
         from teich.traces.conversation import Conversation
         from teich.traces.protocol import Converted, TraceFormat
 
@@ -383,7 +444,8 @@ def test_a_new_format_is_one_module(tmp_path, monkeypatch):
                 return conversation.finish(self.name)
 
         FORMAT = Toy()
-    '''))
+    """)
+    )
     from teich.traces import formats
 
     monkeypatch.setattr(formats, "__path__", [*formats.__path__, str(package)])
@@ -404,7 +466,9 @@ def test_hermes_failures_are_marked_and_offered_tools_come_from_its_catalog():
     results = [json.loads(m["content"]) for m in raw["messages"] if m["role"] == "tool"]
     (row,), _ = _load(path)
     # both results report a failure in their own JSON (exit code 1, a "File not found" error)
-    assert [m.is_error for m in row.messages if m.role == "tool"] == [
-        bool(r.get("exit_code") or r.get("error")) for r in results
-    ] == [True, True]
+    assert (
+        [m.is_error for m in row.messages if m.role == "tool"]
+        == [bool(r.get("exit_code") or r.get("error")) for r in results]
+        == [True, True]
+    )
     assert row.metadata["tool_schema_source"] == "catalog" and len(row.tools) == 18

@@ -1,7 +1,15 @@
 """Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
 
 from teich.dataset_labels import MaskAudit, audit, preview, preview_sft_example, relabel
-from teich.errors import TeichError
+from teich.errors import (
+    ConfigError,
+    GenerationError,
+    OutputError,
+    RecordError,
+    SandboxError,
+    TeichError,
+    TemplateError,
+)
 from teich.generate.config import Config
 from teich.labels import Policy
 from teich.mask import mask_data
@@ -14,13 +22,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Config",
+    "ConfigError",
     "FEATURES",
+    "GenerationError",
     "LoadReport",
     "MaskAudit",
     "Message",
+    "OutputError",
     "Policy",
     "PrepareReport",
+    "RecordError",
+    "SandboxError",
     "TeichError",
+    "TemplateError",
     "ToolCall",
     "TrainingExample",
     "__version__",

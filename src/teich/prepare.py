@@ -26,7 +26,7 @@ from teich.dataset_labels import arrow_dataset, label_column, policy_note, requi
 from teich.errors import TeichError
 from teich.labels import Policy, TokenSpans, token_spans
 from teich.parallel import can_fork, fork_map
-from teich.render import ParallelToolCalls, Reasoning, RenderedRow, RowError, render_row, template_messages
+from teich.render import ParallelToolCalls, Reasoning, RenderedRow, TemplateError, render_row, template_messages
 from teich.schema import TrainingExample
 from teich.sources import LoadReport, Source, iter_examples
 from teich.spans import Span
@@ -275,7 +275,7 @@ def _render_one(example, renderer: _Renderer, validate_tools) -> RenderedRow | s
             return f"invalid tool calls: {problems[0]}"
     try:
         return renderer.row(example)
-    except RowError as error:
+    except TemplateError as error:
         return str(error)
 
 
@@ -363,7 +363,7 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Ren
         prefix = prefix.model_copy(update={"follow_up_prompts": example.follow_up_prompts[: kept - 1]})
         try:
             row = renderer.row(prefix)
-        except RowError:
+        except TemplateError:
             high = middle - 1
             continue
         (encoding,) = _tokenize([row.text], renderer.tokenizer)

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from teich.errors import TeichError
+from teich.errors import TeichError, TemplateError
 from teich.schema import TrainingExample, text_of
 from teich.spans import Span, SpanError, locate_spans
 from teich.templates import TemplateProfile, render
@@ -22,10 +22,6 @@ ParallelToolCalls = Literal["split", "drop"]
 """What to do with a turn of several tool calls where the template renders one call per turn."""
 Reasoning = Literal["keep", "last", "drop"]
 """Which assistant messages keep their reasoning in the rendered row."""
-
-
-class RowError(ValueError):
-    """A row that cannot be rendered or supervised; the message says why."""
 
 
 @dataclass
@@ -156,17 +152,17 @@ def render_row(
     parallel_tool_calls: ParallelToolCalls = "split",
     reasoning: Reasoning = "keep",
 ) -> RenderedRow:
-    """Render a row with the tokenizer's template and locate its spans; :class:`RowError` if impossible."""
+    """Render a row with the tokenizer's template and locate its spans; :class:`TemplateError` if impossible."""
     _check_results(example)
     messages, notes = template_messages(example, profile, parallel_tool_calls, reasoning)
     try:
         text = render(tokenizer, messages, example.tools, chat_template_kwargs)
     except Exception as error:  # Jinja raises whatever the template's author chose
-        raise RowError(f"the chat template cannot render it: {_first_line(error)}") from None
+        raise TemplateError(f"the chat template cannot render it: {_first_line(error)}") from None
     try:
         located = locate_spans(text, messages, profile)
     except SpanError as error:
-        raise RowError(f"supervision spans cannot be established: {error}") from None
+        raise TemplateError(f"supervision spans cannot be established: {error}") from None
     spans = [
         span if messages[span.message].get("train") is None else replace(span, train=messages[span.message]["train"])
         for span in located.spans
@@ -179,12 +175,12 @@ def render_row(
 
 
 def _check_results(example: TrainingExample) -> None:
-    """:class:`RowError` for a tool result that answers no call made before it (no model produced such a context)."""
+    """:class:`TemplateError` for a tool result that answers no call made before it (no model produced that context)."""
     called: set[str] = set()
     for index, message in enumerate(example.messages):
         called.update(call.id for call in message.tool_calls or ())
         if message.role == "tool" and message.tool_call_id not in called:
-            raise RowError(f"message {index}: tool result {message.tool_call_id!r} answers no call before it")
+            raise TemplateError(f"message {index}: tool result {message.tool_call_id!r} answers no call before it")
 
 
 def _part_text(part: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from teich.errors import TemplateError
 from teich.templates import TemplateProfile
 
 ASSISTANT_KINDS = ("reasoning", "final_answer", "tool_call")
@@ -28,7 +29,7 @@ _ROLE_KINDS = {"system": "system", "developer": "developer", "user": "user", "to
 _MAX_SCAFFOLD = 256
 
 
-class SpanError(ValueError):
+class SpanError(TemplateError):
     """The rendering does not contain a message as Teich expects; the row cannot be supervised."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import openai
 
+from teich.errors import GenerationError
 from teich.generate.config import Config, ModelConfig
 from teich.generate.output import RowLog
 from teich.generate.prompts import PromptSpec, key_for
@@ -28,14 +29,6 @@ _RETRYABLE = (
     openai.APIConnectionError,
     json.JSONDecodeError,
 )
-
-
-class GenerationError(Exception):
-    """A prompt that could not be completed; the message says why, ``output`` holds what the agent printed."""
-
-    def __init__(self, message: str, output: str = "") -> None:
-        super().__init__(message)
-        self.output = output
 
 
 @dataclass

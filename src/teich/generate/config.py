@@ -31,7 +31,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from teich.errors import TeichError
+from teich.errors import ConfigError
 from teich.files import read_text
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "openrouter": "https://openrouter.ai/api/v1"}
@@ -166,7 +166,7 @@ class Config(_Section):
         try:
             config = cls.model_validate(data, context={"root": root})
         except ValidationError as error:
-            raise TeichError("; ".join(_messages(path, error, overridden))) from None
+            raise ConfigError("; ".join(_messages(path, error, overridden))) from None
         config._environ, config._root = environ, root
         return config
 
@@ -186,7 +186,7 @@ class Config(_Section):
             return key
         if _is_local(self.base_url):
             return LOCAL_PLACEHOLDER_KEY
-        raise TeichError(f"no API key for {self.base_url}: set {' or '.join(names)}, or api.api_key in config.yaml")
+        raise ConfigError(f"no API key for {self.base_url}: set {' or '.join(names)}, or api.api_key in config.yaml")
 
     def hf_token(self) -> str | None:
         """The Hugging Face token: ``publish.hf_token``, else the first of :data:`HF_TOKEN_ENVS` that is set."""
@@ -218,11 +218,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-        raise TeichError(f"{where}: invalid YAML: {problem}") from None
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TeichError(f"{path}: should be a mapping of settings, not a {type(data).__name__}")
+        raise ConfigError(f"{path}: should be a mapping of settings, not a {type(data).__name__}")
     return data
 
 

@@ -19,14 +19,10 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from teich.errors import TeichError
+from teich.errors import OutputError, TeichError
 
 LOCK_FILE = ".teich-generate.lock"
 RESUME_HINT = "free space or make it writable, then rerun with --resume"
-
-
-class OutputError(TeichError):
-    """An output that cannot be written; the message says what was kept, and where."""
 
 
 def cannot_write(path: Path, error: OSError, kept: str = "") -> OutputError:

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from teich.errors import TeichError
+from teich.errors import GenerationError, OutputError, TeichError
 from teich.files import write_json_atomic
 from teich.generate.agents.provider import AgentProvider
-from teich.generate.chat import ChatProvider, GenerationError
+from teich.generate.chat import ChatProvider
 from teich.generate.config import Config
-from teich.generate.output import OutputError, cannot_write
+from teich.generate.output import cannot_write
 from teich.generate.prompts import PromptSpec, read_prompts
 
 

@@ -13,14 +13,13 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from teich.errors import TeichError
+from teich.errors import GenerationError, OutputError, TeichError
 from teich.files import write_json_atomic
 from teich.generate.agents.clis import AGENT_CLIS, API_KEY_ENV, offered_tools
 from teich.generate.agents.install import ensure_installed
 from teich.generate.agents.sandbox import Sandbox, choose_backend, ensure_image
-from teich.generate.chat import GenerationError
 from teich.generate.config import Config
-from teich.generate.output import RESUME_HINT, OutputError, cannot_write, spill_paths
+from teich.generate.output import RESUME_HINT, cannot_write, spill_paths
 from teich.generate.prompts import PromptSpec
 from teich.schema import TrainingExample
 from teich.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete

@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
 
-from teich.errors import TeichError
+from teich.errors import SandboxError
 from teich.generate.agents.relay import forwarded, relay
 
 DOCKERFILE = files("teich.generate.agents") / "Dockerfile"
@@ -58,12 +58,12 @@ def choose_backend(requested: str) -> str:
     if requested in ("docker", "auto") and _docker_answers():
         return "docker"
     if requested == "docker":
-        raise TeichError("sandbox.backend is docker, but no Docker engine answers (docker info failed)")
+        raise SandboxError("sandbox.backend is docker, but no Docker engine answers (docker info failed)")
     if requested in ("bwrap", "auto") and shutil.which("bwrap"):
         return "bwrap"
     if requested == "none":
         return "none"
-    raise TeichError(
+    raise SandboxError(
         "no sandbox for agent runs: start Docker or install bubblewrap (apt-get install bubblewrap), "
         "or set sandbox.backend: none to run agents unsandboxed"
     )
@@ -277,5 +277,5 @@ def ensure_image(build_args: dict[str, str]) -> str:
     done = subprocess.run(command, capture_output=True, text=True, timeout=1800, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TeichError(f"docker could not build the agents image: {last}")
+        raise SandboxError(f"docker could not build the agents image: {last}")
     return tag
