@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
@@ -35,6 +36,20 @@ console = Console(stderr=True, soft_wrap=True)  # one message, one line: never w
 MAX_PROBLEMS_SHOWN = 20
 
 
+def _reported(command: Callable[..., None]) -> Callable[..., None]:
+    """The command, with any :class:`TeichError` it raises printed as one ``error:`` line (exit 1)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            command(*args, **kwargs)
+        except TeichError as error:
+            console.print(f"[red]error:[/red] {escape(str(error))}")
+            raise typer.Exit(1) from None
+
+    return run
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"teich {__version__}")
@@ -64,6 +79,7 @@ _OUTPUT_ROWS: dict[OutputFormat, Callable[[TrainingExample], dict[str, Any]]] = 
 
 
 @app.command()
+@_reported
 def convert(
     sources: Annotated[list[str], typer.Argument(help="Trace files, folders or Hugging Face dataset ids.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Output JSONL file, one row (or trajectory) a line.")],
@@ -77,31 +93,27 @@ def convert(
 ) -> None:
     """Convert native agent traces and chat datasets into standalone OpenAI-style rows or ATIF trajectories."""
     report = LoadReport()
-    try:
-        with _file_progress() as progress:
-            task = progress.add_task("converting", total=None)
-            examples = iter_examples(
-                sources,
-                report,
-                drop_incomplete_traces=not keep_incomplete,
-                on_file=lambda name: progress.update(task, advance=1, description=escape(Path(name).name)),
-            )
-            first = next(examples, None)
-            if first is not None:
-                rows = (_OUTPUT_ROWS[to](e) for e in itertools.chain([first], examples))
-                written = write_jsonl_atomic(out, rows)
-    except TeichError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(1) from None
+    with _file_progress() as progress:
+        task = progress.add_task("converting", total=None)
+        examples = iter_examples(
+            sources,
+            report,
+            drop_incomplete_traces=not keep_incomplete,
+            on_file=lambda name: progress.update(task, advance=1, description=escape(Path(name).name)),
+        )
+        first = next(examples, None)
+        if first is not None:
+            rows = (_OUTPUT_ROWS[to](e) for e in itertools.chain([first], examples))
+            written = write_jsonl_atomic(out, rows)
     _print_report(report)
     if first is None:
-        console.print(f"[red]error:[/red] no rows could be converted; {escape(str(out))} was not written")
-        raise typer.Exit(1)
+        raise TeichError(f"no rows could be converted; {out} was not written")
     noun = "ATIF trajectories" if to is OutputFormat.atif else "rows"
     console.print(f"[green]wrote {written} {noun}[/green] to {escape(str(out))}")
 
 
 @app.command()
+@_reported
 def init(
     name: Annotated[Path, typer.Argument(help="Folder to create the generation project in.")],
     force: Annotated[
@@ -109,11 +121,7 @@ def init(
     ] = False,
 ) -> None:
     """Start a generation project: a commented config.yaml and an example prompts.csv."""
-    try:
-        written = init_project(name, force=force)
-    except TeichError as error:
-        console.print(f"[red]error:[/red] {escape(str(error))}")
-        raise typer.Exit(1) from None
+    written = init_project(name, force=force)
     for path in written:
         console.print(f"[green]wrote[/green] {escape(str(path))}", highlight=False)
     hint = (
@@ -155,6 +163,7 @@ def _print_problems(verb: str, problems: list, noun: str) -> None:
 
 
 @app.command()
+@_reported
 def generate(
     config: Annotated[Path, typer.Option("--config", "-c", help="The project's config.yaml.")],
     resume: Annotated[
@@ -172,11 +181,10 @@ def generate(
     """Run the config's prompts through its provider and write training rows, a card and failures.
 
     One run at a time per output folder: the run holds its lock from planning to publishing."""
-    settings: Config | None = None
-    try:
-        settings = Config.from_yaml(config)
-        if output is not None:
-            settings.output.traces_dir = output.resolve()
+    settings = Config.from_yaml(config)
+    if output is not None:
+        settings.output.traces_dir = output.resolve()
+    with settings.redacting():
         provider = make_provider(settings)
         with nullcontext() if dry_run else lock_output(settings.output.traces_dir):
             pending, summary = plan(settings, provider, resume=resume, limit=limit)
@@ -194,10 +202,6 @@ def generate(
                 token, private = settings.hf_token(), settings.publish.private
                 url = publish(folder, [*files, CARD, TOOLS], settings.publish.repo_id, token, private)
                 console.print(f"published to {escape(url)}")
-    except TeichError as error:
-        message = settings.redact(str(error)) if settings is not None else str(error)
-        console.print(f"[red]error:[/red] {escape(message)}")
-        raise typer.Exit(1) from None
     for failure in summary.failures[:MAX_PROBLEMS_SHOWN]:
         console.print(f"[red]failed[/red] {escape(failure)}", highlight=False)
     console.print(summary.line(), highlight=False)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -31,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from teich.errors import ConfigError
+from teich.errors import ConfigError, TeichError
 from teich.files import read_text
 
 DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "openrouter": "https://openrouter.ai/api/v1"}
@@ -204,6 +205,15 @@ class Config(_Section):
         for secret in self.secrets():
             text = text.replace(secret, REDACTED)
         return text
+
+    @contextmanager
+    def redacting(self) -> Iterator[None]:
+        """Within the block, a :class:`TeichError`'s message leaves with the secrets redacted."""
+        try:
+            yield
+        except TeichError as error:
+            error.args = (self.redact(str(error)), *error.args[1:])
+            raise
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data for logs and dataset cards: no secrets, paths relative to the project."""
