@@ -195,8 +195,8 @@ def floor(path: Path, family: str) -> dict:
     from model_families import family_tokenizer
 
     from teich import TrainingExample, load_traces
-    from teich.render import template_messages
-    from teich.templates import profile_template
+    from teich.training.render import template_messages
+    from teich.training.templates import profile_template
 
     tokenizer = family_tokenizer(family)
     profile = profile_template(tokenizer)

@@ -20,7 +20,7 @@ import pytest
 from model_families import family_tokenizer
 
 import teich
-import teich.prepare
+import teich.training.prepare
 from teich import (
     TeichError,
     TrainingExample,
@@ -31,12 +31,12 @@ from teich import (
     row_fits_context,
     validate_tool_calls,
 )
-from teich.labels import DEFAULT_KINDS, IGNORE_INDEX, TokenSpans, span_mask
-from teich.render import template_messages
 from teich.schema import text_of
-from teich.sources import LoadReport, iter_examples
-from teich.spans import CONTEXT_KINDS, KINDS
-from teich.templates import profile_template
+from teich.traces.sources import LoadReport, iter_examples
+from teich.training.labels import DEFAULT_KINDS, IGNORE_INDEX, TokenSpans, span_mask
+from teich.training.render import template_messages
+from teich.training.spans import CONTEXT_KINDS, KINDS
+from teich.training.templates import profile_template
 
 # ---------------------------------------------------------------------------------------------
 # helpers
@@ -583,13 +583,13 @@ def test_trim_followups_on_a_long_real_session(shared_traces: Path, monkeypatch:
     ((example, adapted),) = _adapted(pi, tok)
     users = [i for i, m in enumerate(adapted) if m["role"] == "user"]
     renders = []
-    real_render = teich.prepare.render_row
+    real_render = teich.training.prepare.render_row
 
     def counting(*args: Any, **kwargs: Any):
         renders.append(1)
         return real_render(*args, **kwargs)
 
-    monkeypatch.setattr(teich.prepare, "render_row", counting)
+    monkeypatch.setattr(teich.training.prepare, "render_row", counting)
     bound = math.ceil(math.log2(len(users))) + 2
     first_turn_steps = sum(1 for m in adapted[: users[1]] if m["role"] == "assistant")
     step_bound = bound + math.ceil(math.log2(first_turn_steps)) + 1

@@ -3,7 +3,7 @@ shuffling and every TRL packing strategy in another process; no module keeps sta
 carry no tokenizer.
 
 Expected labels are computed from the ``spans`` column's token positions by ``test_mask``'s
-independent helpers, never by ``teich.labels``.
+independent helpers, never by ``teich.training.labels``.
 """
 
 # ruff: noqa: F811 (test_mask's fixtures are imported, and requested by name)
@@ -41,10 +41,10 @@ from test_mask import (
     write_rows,
 )
 
-import teich.dataset_labels
-import teich.labels
-import teich.mask
-import teich.prepare
+import teich.training.dataset_labels
+import teich.training.labels
+import teich.training.mask
+import teich.training.prepare
 from teich import Policy, TeichError, audit, mask_data, prepare_data, preview, preview_sft_example, relabel
 
 TESTS = Path(__file__).resolve().parent
@@ -218,7 +218,9 @@ def test_tokenize_is_the_default_and_text_only_warns(rows_file, tok):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("module", [teich.labels, teich.mask, teich.dataset_labels, teich.prepare])
+@pytest.mark.parametrize(
+    "module", [teich.training.labels, teich.training.mask, teich.training.dataset_labels, teich.training.prepare]
+)
 def test_no_module_level_mutable_state(module):
     mutable = (dict, list, set, bytearray)
     names = [n for n, v in vars(module).items() if not n.startswith("__") and isinstance(v, mutable)]

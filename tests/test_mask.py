@@ -1,7 +1,7 @@
 """``mask_data`` on real TRL ``SFTTrainer`` objects: labels for a policy, packing, truncation, preview, audit.
 
 Every expected label here is computed from the ``spans`` column's ``token_start``/``token_end``
-(a token is trained when it lies in a span of a trained kind), independently of ``teich.labels``.
+(a token is trained when it lies in a span of a trained kind), independently of ``teich.training.labels``.
 The model is a tiny randomly initialised Qwen2 on CPU with real offline tokenizers, so a training
 step is cheap as long as the rows are short (the logits are ``seq_len x vocab``).
 """
@@ -21,10 +21,10 @@ import pytest
 from model_families import family_tokenizer
 from sft_batches import collated_rows, make_trainer, tiny_model
 
-import teich.mask
-import teich.prepare
-import teich.render
-import teich.templates
+import teich.training.mask
+import teich.training.prepare
+import teich.training.render
+import teich.training.templates
 from teich import (
     MaskAudit,
     TeichError,
@@ -439,9 +439,9 @@ def text_dataset(path: Path, tokenizer: Any):
 
 
 def forbid_rendering(monkeypatch) -> None:
-    for module in (teich.templates, teich.render, teich.prepare):
+    for module in (teich.training.templates, teich.training.render, teich.training.prepare):
         monkeypatch.setattr(module, "render", _fail)
-    monkeypatch.setattr(teich.prepare, "_tokenize", _fail)
+    monkeypatch.setattr(teich.training.prepare, "_tokenize", _fail)
 
 
 @pytest.mark.parametrize("packing", [False, True], ids=["unpacked", "packed"])
@@ -453,7 +453,7 @@ def test_no_tokenizing_or_rendering_again(prepared, tok, model, tmp_path, monkey
     monkeypatch.setattr(tok, "_tokenizer", _Failing())
     for name in ("__call__", "encode", "apply_chat_template"):
         monkeypatch.setattr(type(tok), name, _fail)
-    monkeypatch.setattr(teich.mask, "token_spans", _fail)  # token positions come from the spans column
+    monkeypatch.setattr(teich.training.mask, "token_spans", _fail)  # token positions come from the spans column
     mask_data(trainer, audit=False, **NON_DEFAULT)
     if not packing:  # relabelling needs neither the tokenizer nor the trainer
         assert_rows_match(rows_of(relabel(prepared, **NON_DEFAULT)), expected_by_ids(prepared, kinds_of(NON_DEFAULT)))

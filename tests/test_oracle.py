@@ -16,9 +16,9 @@ from agent_rows import AGENT_ROWS, agent_sources
 from model_families import FAMILIES, family_tokenizer
 
 from teich import TrainingExample, load_traces, prepare_data
-from teich.render import template_messages
-from teich.spans import ASSISTANT_KINDS
-from teich.templates import profile_template
+from teich.training.render import template_messages
+from teich.training.spans import ASSISTANT_KINDS
+from teich.training.templates import profile_template
 
 # Oracle-only tokens per family, by decoded text, and why Teich leaves them out.
 DOCUMENTED_DIFFERENCES = {

@@ -7,8 +7,8 @@ from agent_rows import synthetic_rows
 from model_families import family_tokenizer
 
 from teich import TeichError, TrainingExample
-from teich.render import TemplateError, render_row, template_messages
-from teich.templates import profile_template
+from teich.training.render import TemplateError, render_row, template_messages
+from teich.training.templates import profile_template
 
 PARALLEL = TrainingExample.from_record(synthetic_rows()[0])  # three calls, answered out of order
 

@@ -11,7 +11,7 @@ import datasets
 import pytest
 from typer.testing import CliRunner
 
-import teich.sources
+import teich.traces.sources
 from teich import TeichError, TrainingExample, load_traces
 from teich.cli import app
 
@@ -142,8 +142,8 @@ def qwen_template_tokenizer():
 
 
 def test_module_exports_trace_is_complete():
-    assert teich.sources.trace_is_complete({"messages": [{"role": "assistant"}]})
-    assert not teich.sources.trace_is_complete({"messages": [{"role": "tool"}]})
+    assert teich.traces.sources.trace_is_complete({"messages": [{"role": "assistant"}]})
+    assert not teich.traces.sources.trace_is_complete({"messages": [{"role": "tool"}]})
 
 
 def test_missing_relative_file_is_not_taken_for_a_hub_id(monkeypatch):

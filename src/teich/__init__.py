@@ -1,6 +1,5 @@
 """Teich: turn coding-agent sessions into auditable supervised fine-tuning data."""
 
-from teich.dataset_labels import MaskAudit, audit, preview, preview_sft_example, relabel
 from teich.errors import (
     ConfigError,
     GenerationError,
@@ -11,12 +10,13 @@ from teich.errors import (
     TemplateError,
 )
 from teich.generate.config import Config
-from teich.labels import Policy
-from teich.mask import mask_data
-from teich.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 from teich.schema import FEATURES, Message, ToolCall, TrainingExample
-from teich.sources import LoadReport, load_traces, trace_is_complete
 from teich.traces import detect_trace_type, format_names
+from teich.traces.sources import LoadReport, load_traces, trace_is_complete
+from teich.training.dataset_labels import MaskAudit, audit, preview, preview_sft_example, relabel
+from teich.training.labels import Policy
+from teich.training.mask import mask_data
+from teich.training.prepare import PrepareReport, prepare_data, row_fits_context, validate_tool_calls
 
 __version__ = "0.1.0"
 

@@ -28,8 +28,8 @@ from teich.generate.publish import publish
 from teich.generate.runner import Summary, make_provider, plan
 from teich.generate.runner import generate as run_generation
 from teich.schema import TrainingExample
-from teich.sources import LoadReport, iter_examples
 from teich.traces.formats.atif import to_atif
+from teich.traces.sources import LoadReport, iter_examples
 
 app = typer.Typer(help="Turn coding-agent sessions into auditable SFT data.", no_args_is_help=True)
 console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrap paths

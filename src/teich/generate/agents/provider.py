@@ -22,7 +22,7 @@ from teich.generate.config import Config
 from teich.generate.output import RESUME_HINT, cannot_write, spill_paths
 from teich.generate.prompts import PromptSpec
 from teich.schema import TrainingExample
-from teich.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete
+from teich.traces.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete
 
 
 class AgentProvider:

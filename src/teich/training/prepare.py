@@ -22,16 +22,23 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from teich.dataset_labels import arrow_dataset, label_column, policy_note, require_training
 from teich.errors import TeichError
-from teich.labels import Policy, TokenSpans, token_spans
 from teich.parallel import can_fork, fork_map
-from teich.render import ParallelToolCalls, Reasoning, RenderedRow, TemplateError, render_row, template_messages
 from teich.schema import TrainingExample
-from teich.sources import LoadReport, Source, iter_examples
-from teich.spans import Span
-from teich.templates import TemplateProfile, profile_template, render
 from teich.traces.conversation import tool_name
+from teich.traces.sources import LoadReport, Source, iter_examples
+from teich.training.dataset_labels import arrow_dataset, label_column, policy_note, require_training
+from teich.training.labels import Policy, TokenSpans, token_spans
+from teich.training.render import (
+    ParallelToolCalls,
+    Reasoning,
+    RenderedRow,
+    TemplateError,
+    render_row,
+    template_messages,
+)
+from teich.training.spans import Span
+from teich.training.templates import TemplateProfile, profile_template, render
 
 OversizedPolicy = Literal["drop", "trim_followups", "error"]
 
@@ -90,7 +97,7 @@ def prepare_data(
     ``{"name": {"source": ..., "percentage": 80}, ...}``. Returns a ``datasets.Dataset`` with
     ``text`` and ``spans``; with ``tokenize=True`` (the default) also ``input_ids``,
     ``attention_mask``, ``num_tokens`` and ``labels`` for the policy (``train_on_*`` flags and
-    ``max_supervised_tokens``, see :class:`~teich.labels.Policy`), ready for TRL's ``SFTTrainer``
+    ``max_supervised_tokens``, see :class:`~teich.training.labels.Policy`), ready for TRL's ``SFTTrainer``
     with any packing; the policy is recorded in the dataset's ``info``. With ``tokenize=False``
     there are no labels (TRL would train every token) until ``mask_data`` relabels the built
     trainer, and a warning says so. Rows that cannot be rendered or supervised raise with
@@ -434,7 +441,7 @@ def row_fits_context(
     reasoning: Reasoning = "keep",
 ) -> bool:
     """Whether a row, rendered by the tokenizer's template as ``prepare_data`` renders it (messages
-    adapted to the template, see :func:`teich.render.template_messages`), is at most ``max_length`` tokens."""
+    adapted to the template, see :func:`teich.training.render.template_messages`), is at most ``max_length`` tokens."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     kwargs = dict(chat_template_kwargs or {})
     messages, _ = template_messages(example, profile_template(tokenizer, kwargs), parallel_tool_calls, reasoning)

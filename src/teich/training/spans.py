@@ -2,7 +2,7 @@
 
 The text is the template's own rendering, untouched. Spans are found by walking the messages in
 order with a cursor: each message's content is expected right after the template's gap from the
-previous message (see :mod:`teich.templates`), and searched for from the cursor where a template
+previous message (see :mod:`teich.training.templates`), and searched for from the cursor where a template
 lays it out differently. Walking in order means text inside content (a log that prints
 ``<|im_end|>``, a quoted answer) can never be mistaken for structure.
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from teich.errors import TemplateError
-from teich.templates import TemplateProfile
+from teich.training.templates import TemplateProfile
 
 ASSISTANT_KINDS = ("reasoning", "final_answer", "tool_call")
 CONTEXT_KINDS = ("system", "developer", "user", "tool_response")

@@ -19,8 +19,8 @@ import numpy as np
 import pyarrow as pa
 
 from teich.errors import TeichError
-from teich.labels import IGNORE_INDEX, Policy, TokenSpans, label_array, span_mask, stored_token_spans
-from teich.spans import KINDS
+from teich.training.labels import IGNORE_INDEX, Policy, TokenSpans, label_array, span_mask, stored_token_spans
+from teich.training.spans import KINDS
 
 POLICY_NOTE = "teich labels: "
 NO_SPANS = TokenSpans((), ())
@@ -61,7 +61,7 @@ class MaskAudit:
 
 
 def relabel(dataset: datasets.Dataset, **policy: Any) -> datasets.Dataset:
-    """The dataset with ``labels`` for this policy (:class:`~teich.labels.Policy` fields), derived from
+    """The dataset with ``labels`` for this policy (:class:`~teich.training.labels.Policy` fields), derived from
     the token positions of its ``spans`` without rendering or tokenizing; every other column is kept
     and the policy is recorded in the result's ``info``."""
     chosen = Policy.of(policy)

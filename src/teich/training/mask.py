@@ -19,7 +19,8 @@ import datasets
 import numpy as np
 import pyarrow as pa
 
-from teich.dataset_labels import (
+from teich.errors import TeichError
+from teich.training.dataset_labels import (
     MaskAudit,
     arrow_table,
     has_token_positions,
@@ -30,10 +31,9 @@ from teich.dataset_labels import (
     stored_spans,
     with_columns,
 )
-from teich.dataset_labels import audit as audit_labels
-from teich.errors import TeichError
-from teich.labels import Policy, TokenSpans, token_spans, window
-from teich.spans import Span
+from teich.training.dataset_labels import audit as audit_labels
+from teich.training.labels import Policy, TokenSpans, token_spans, window
+from teich.training.spans import Span
 
 ADVICE = (
     "pass the policy to prepare_data(..., tokenize=True) or call teich.relabel(dataset, ...) "
@@ -42,7 +42,9 @@ ADVICE = (
 
 
 def mask_data(trainer: Any, *, tokenizer: Any = None, audit: bool = True, **policy: Any) -> Any:
-    """Relabel the trainer's datasets for this policy (:class:`~teich.labels.Policy` fields); return the trainer.
+    """Relabel the trainer's datasets for this policy (:class:`~teich.training.labels.Policy` fields).
+
+    Returns the trainer.
 
     ``max_supervised_tokens`` defaults to the trainer's ``max_length`` for the rows it relabels
     (so it caps only rows the trainer did not truncate) and to the prepared cap for rows it keeps.

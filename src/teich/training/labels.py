@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from teich.errors import TeichError
-from teich.spans import ASSISTANT_KINDS, Span
+from teich.training.spans import ASSISTANT_KINDS, Span
 
 IGNORE_INDEX = -100
 KIND_OF_FLAG = MappingProxyType(

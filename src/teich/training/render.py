@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 from teich.errors import TeichError, TemplateError
 from teich.schema import TrainingExample, text_of
-from teich.spans import Span, SpanError, locate_spans
-from teich.templates import TemplateProfile, render
+from teich.training.spans import Span, SpanError, locate_spans
+from teich.training.templates import TemplateProfile, render
 
 IMAGE_PLACEHOLDER = "[image]"
 
