@@ -52,13 +52,15 @@ _ERROR_TYPES = {
 class Reply:
     """One assistant message. ``stop_reason`` defaults to ``tool_use`` when a block is a tool call,
     else ``end_turn``; ``usage`` overrides the computed ``input_tokens``/``output_tokens``/cache counts;
-    ``model`` defaults to the request's; ``chunk_size`` is characters per streamed delta."""
+    ``model`` defaults to the request's; ``chunk_size`` is characters per streamed delta; ``delay`` is
+    seconds to wait before answering (a slow or hung model)."""
 
     content: Sequence[Mapping[str, Any]] | str
     stop_reason: str | None = None
     usage: Mapping[str, int] = field(default_factory=dict)
     model: str | None = None
     chunk_size: int = 12
+    delay: float = 0.0
 
 
 @dataclass
@@ -176,6 +178,7 @@ class _Handler(ScriptedHandler):
         if isinstance(reply, Error):
             self._send_json(reply.status, reply.body(), reply.headers)
             return
+        self._wait(reply.delay)
         message = _message(reply, body, _blocks(reply))
         if not body.get("stream"):
             self._send_json(200, message)

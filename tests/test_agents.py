@@ -1,6 +1,6 @@
-"""``teich generate`` with the real Codex and Pi CLIs (from npm) in a bubblewrap sandbox, against the
-scripted server speaking each CLI's wire protocol (Codex: Responses API over SSE; Pi: Chat
-Completions over SSE) on 127.0.0.1."""
+"""``teich generate`` with the real Codex, Pi and Claude Code CLIs (from npm) in a bubblewrap sandbox,
+against the scripted server speaking each CLI's wire protocol (Codex: Responses API over SSE; Pi: Chat
+Completions over SSE; Claude Code: Anthropic Messages API over SSE) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import urlsplit
 
+import anthropic_server
 import pytest
 import yaml
 from model_families import family_tokenizer
@@ -25,16 +26,17 @@ from typer.testing import CliRunner
 
 from teich import TrainingExample, audit, load_traces, mask_data, prepare_data
 from teich.cli import app
-from teich.generate.agents.clis import AGENT_CLIS
-from teich.generate.agents.install import ensure_installed
 from teich.generate.agents.sandbox import AGENT_UID
+from teich.generate.providers import PROVIDERS
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("bwrap") and shutil.which("npm")), reason="needs bubblewrap and npm (.ci/run installs them)"
 )
 OUTSIDE = Path.home() / ".teich-sandbox-escape-test"
-SHELL = {"codex": ("exec_command", "cmd"), "pi": ("bash", "command")}
-WIRE = {"codex": "responses", "pi": "chat"}
+SHELL = {"codex": ("exec_command", "cmd"), "pi": ("bash", "command"), "claude-code": ("Bash", "command")}
+WIRE = {"codex": "responses", "pi": "chat", "claude-code": "chat"}  # Claude Code speaks the Messages API whatever
+FIRST_RECORD = {"codex": "session_meta", "pi": "session", "claude-code": "queue-operation"}
+SCHEMAS = {"claude-code": "declared"}  # its sessions record the tools sent; the others' rows take tools.json
 
 
 @pytest.fixture
@@ -43,11 +45,51 @@ def scripted_server():
         yield make
 
 
-@pytest.fixture(scope="module", params=["codex", "pi"])
+@pytest.fixture(scope="module", params=["codex", "pi", "claude-code"])
 def agent(request) -> str:
-    cli = AGENT_CLIS[request.param]
-    ensure_installed(cli.package, cli.version, cli.entry)  # npm, once per machine (cached)
+    PROVIDERS[request.param].install()  # npm, once per machine (cached)
     return request.param
+
+
+@pytest.fixture
+def agent_server(agent, scripted_server):
+    """Starts the scripted server for ``agent``'s wire protocol from an OpenAI-style reply function
+    (see :func:`by_prompt`); for Claude Code, an Anthropic server translating each reply."""
+    started: list[anthropic_server.AnthropicServer] = []
+
+    def start(reply):
+        if agent != "claude-code":
+            return scripted_server(reply)
+        started.append(anthropic_server.AnthropicServer(lambda body: _anthropic(reply(_prompts_only(body)))).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def _prompts_only(body: dict[str, Any]) -> dict[str, Any]:
+    """The user's own prompts of an Anthropic request, without the reminders Claude Code adds to them."""
+    texts = [
+        block["text"] if isinstance(block, dict) else block
+        for message in body["messages"]
+        if message["role"] == "user"
+        for block in (message["content"] if isinstance(message["content"], list) else [message["content"]])
+        if isinstance(block, str) or block.get("type") == "text"
+    ]
+    return {"messages": [{"role": "user", "content": t} for t in texts if not t.startswith("<system-reminder>")]}
+
+
+def _anthropic(reply: Reply | Fault) -> anthropic_server.Reply | anthropic_server.Error:
+    """An OpenAI-style scripted reply as the same Anthropic message (thinking, text, tool calls)."""
+    if isinstance(reply, Fault):
+        message = (reply.body or {}).get("error", {}).get("message")
+        return anthropic_server.Error(reply.status or 500, message)
+    blocks: list[dict[str, Any]] = [{"type": "thinking", "thinking": reply.reasoning}] if reply.reasoning else []
+    blocks += [{"type": "text", "text": reply.content}] if reply.content else []
+    for call in reply.tool_calls or []:
+        blocks.append({"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["arguments"]})
+    return anthropic_server.Reply(blocks, delay=reply.delay)
 
 
 def make_project(folder: Path, server, agent: str, prompts: list[Any], **overrides: Any) -> Path:
@@ -95,7 +137,7 @@ def generate(config: Path, *args: str):
     return CliRunner().invoke(app, ["generate", "-c", str(config), *args])
 
 
-def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
+def test_agent_session_end_to_end(agent, tmp_path, agent_server):
     """A tool call that writes a file, its result, a final answer, and a follow-up in the same session."""
     prompt, follow_up = "Create hello.txt saying hello", "Append a second line"
     script = {
@@ -109,16 +151,16 @@ def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
             Reply(content="Appended."),
         ]
     }
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, [{"prompt": prompt, "follow_up_prompts": [follow_up]}])
     result = generate(config)
     assert result.exit_code == 0, result.output + str(server.errors)
     (session,) = [p for p in (tmp_path / "output").glob("*.jsonl")]
     first = json.loads(session.read_text().splitlines()[0])
-    assert first["type"] == ("session_meta" if agent == "codex" else "session")  # the native file, unchanged
+    assert first["type"] == FIRST_RECORD[agent]  # the native file, unchanged
     assert (tmp_path / "sandbox" / session.stem / "hello.txt").read_text() == "hello\nagain\n"
     (row,) = [TrainingExample.from_record(r) for r in load_traces(tmp_path / "output")]
-    assert row.metadata["trace_type"] == agent
+    assert row.metadata["trace_type"] == agent.replace("-", "_")
     assert [row.prompt, *row.follow_up_prompts] == [prompt, follow_up]
     calls = [c for m in row.messages for c in m.tool_calls or []]
     name, key = SHELL[agent]
@@ -129,7 +171,8 @@ def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
     assert row.messages[-1].role == "assistant" and row.messages[-1].content == "Appended."
     # every tool the CLI offers is declared, also those never called
     declared = {t["function"]["name"] for t in row.tools}
-    assert name in declared and len(declared) >= 4 and row.metadata["tool_schema_source"] == "snapshot"
+    assert name in declared and len(declared) >= 4
+    assert row.metadata["tool_schema_source"] == SCHEMAS.get(agent, "snapshot")
     assert json.loads((tmp_path / "output" / "tools.json").read_text())
     card = (tmp_path / "output" / "README.md").read_text()
     assert "- agent-traces\n" in card and f"- {agent}\n" in card and "sk-agent" not in card
@@ -146,7 +189,7 @@ def test_agent_session_end_to_end(agent, tmp_path, scripted_server):
     assert len(tool_spans) == 2 and name in prepared["text"][tool_spans[0]["start"] : tool_spans[0]["end"]]
 
 
-def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, scripted_server):
+def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, agent_server):
     OUTSIDE.unlink(missing_ok=True)
     prompt = "Try to write outside"
     script = {
@@ -155,7 +198,7 @@ def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, scripted_ser
             Reply(content="Could not write there."),
         ]
     }
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, [prompt])
     result = generate(config)
     assert result.exit_code == 0, result.output
@@ -191,7 +234,7 @@ def tool_outputs(folder: Path) -> list[str]:
     return [str(m.content) for m in row.messages if m.role == "tool"]
 
 
-def test_sandbox_holds(agent, tmp_path, scripted_server, host_listener):
+def test_sandbox_holds(agent, tmp_path, agent_server, host_listener):
     """Run by root (as on GPU boxes) or not, the agent's shell is an unprivileged user without
     capabilities that sees nothing of the host's homes, secrets or other projects, writes nowhere on the
     host, and reaches nothing on the network but the endpoint (through the relay)."""
@@ -202,7 +245,7 @@ def test_sandbox_holds(agent, tmp_path, scripted_server, host_listener):
     (other / "notes.txt").write_text(token)
     port, received = host_listener
     script: dict[str, list[Reply | Fault]] = {}
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     escapes = {
         "uid": "id -u; id -g",
         "privileges": "grep -E '^(CapEff|CapPrm|CapBnd|NoNewPrivs)' /proc/self/status",
@@ -245,13 +288,13 @@ def test_sandbox_holds(agent, tmp_path, scripted_server, host_listener):
     assert received == []
 
 
-def test_full_network_reaches_the_host(agent, tmp_path, scripted_server, host_listener):
+def test_full_network_reaches_the_host(agent, tmp_path, agent_server, host_listener):
     """``sandbox.network: full`` shares the host's network: the same connection goes through."""
     port, received = host_listener
     prompt = "Connect"
     command = f"bash -c 'echo reached > /dev/tcp/127.0.0.1/{port}'"
     script = {prompt: [Reply(tool_calls=[shell_call(agent, command, "c1")]), Reply(content="Connected.")]}
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, [prompt], sandbox={"network": "full"})
     result = generate(config)
     assert result.exit_code == 0, result.output + str(server.errors)
@@ -261,13 +304,13 @@ def test_full_network_reaches_the_host(agent, tmp_path, scripted_server, host_li
     assert received == [b"reached\n"]
 
 
-def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp_path, scripted_server):
+def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp_path, agent_server):
     script = {
         "broken": [Fault(status=400, body={"error": {"message": "bad request", "type": "invalid_request_error"}})] * 20,
         "slow": [Reply(content="too late", delay=30)] * 5,
         "fine": [Reply(content="All good.")],
     }
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, ["broken", "slow", "fine"], retry={"timeout_seconds": 8})
     result = generate(config)
     assert result.exit_code == 1
@@ -285,9 +328,10 @@ def test_server_errors_and_hangs_go_to_failures_and_the_batch_goes_on(agent, tmp
     assert [r["prompt"] for r in load_traces(tmp_path / "output")] == ["fine"]
 
 
-def test_resume_counts_only_complete_sessions(agent, tmp_path, scripted_server):
-    script = {"first": [Reply(content="One.")], "second": [Fault(status=400)] * 5 + [Reply(content="Two.")]}
-    server = scripted_server(by_prompt(script))
+def test_resume_counts_only_complete_sessions(agent, tmp_path, agent_server):
+    # Claude Code answers a 400 by retrying its request in simpler forms (six requests in all)
+    script = {"first": [Reply(content="One.")], "second": [Fault(status=400)] * 20 + [Reply(content="Two.")]}
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, ["first", "second"])
     assert generate(config).exit_code == 1  # "second" failed
     script["second"] = [Reply(content="Two.")]
@@ -302,8 +346,7 @@ def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     """sandbox.backend auto picks Docker when an engine answers: the image is built from the shipped
     Dockerfile once, and each turn runs in it with only the run folder mounted, reaching the endpoint
     through the relay (the stand-in runs the container's command on the host)."""
-    cli = AGENT_CLIS["pi"]
-    prefix = ensure_installed(cli.package, cli.version, cli.entry)
+    prefix = PROVIDERS["pi"].install()
     fake = tmp_path / "fake-bin"
     fake.mkdir()
     state = tmp_path / "docker-state"
@@ -351,7 +394,7 @@ def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     assert sorted(r["prompt"] for r in load_traces(project / "output")) == ["one", "two"]
 
 
-def test_a_session_the_full_output_cannot_take_is_spilled_and_resumed(agent, tmp_path, scripted_server, monkeypatch):
+def test_a_session_the_full_output_cannot_take_is_spilled_and_resumed(agent, tmp_path, agent_server, monkeypatch):
     """The disk fills as the session is copied into the output: one line names what was kept and
     where; ``--resume`` moves the kept session into place without asking the model again."""
     import errno
@@ -360,7 +403,7 @@ def test_a_session_the_full_output_cannot_take_is_spilled_and_resumed(agent, tmp
 
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     script = {"Say done": [Reply(content="Done.")]}
-    server = scripted_server(by_prompt(script))
+    server = agent_server(by_prompt(script))
     config = make_project(tmp_path, server, agent, [{"prompt": "Say done"}])
     copy = shutil.copyfile
 

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from teich.generate.agents.clis import AGENT_CLIS
-from teich.generate.agents.clis import offered_tools as generation_tools
+from teich.generate.agents.provider import agent_clis
 from teich.traces.catalog import offered_tools, version_key
 
 CATALOGS = files("teich.traces") / "catalogs"
@@ -83,10 +82,12 @@ def test_entries_are_sorted_valid_function_schemas(agent: str) -> None:
 
 def test_generation_offers_the_pinned_entries() -> None:
     """``teich generate`` writes exactly the catalog entry of each pinned CLI version."""
-    for name, cli in AGENT_CLIS.items():
-        entry = next(e for e in _raw(name)["entries"] if e["version"] == cli.version)
-        assert generation_tools(name, cli.version) == entry["tools"]
-    assert AGENT_CLIS["codex"].version == "0.169.0" and AGENT_CLIS["pi"].version == "0.73.1"
+    clis = {cli.name: cli for cli in agent_clis()}
+    for name, cli in clis.items():
+        entry = next(e for e in _raw(name.replace("-", "_"))["entries"] if e["version"] == cli.version)
+        assert cli.offered_tools() == entry["tools"]
+    assert clis["codex"].version == "0.169.0" and clis["pi"].version == "0.73.1"
+    assert clis["claude-code"].version == "2.1.332"
 
 
 def _called_and_version(agent: str, path: Path) -> tuple[set[str], str | None]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
+from hub_server import serving_hub
 from openai_server import Fault, Reply, scripted_servers
 from typer.testing import CliRunner
 
@@ -191,21 +192,6 @@ def test_resume_after_the_process_is_killed(tmp_path, scripted_server):
 
 
 def test_card_and_publishing(tmp_path, scripted_server, monkeypatch):
-    calls = []
-
-    class FakeApi:
-        def __init__(self, token=None):
-            calls.append(("init", token))
-
-        def create_repo(self, repo_id, **kwargs):
-            calls.append(("create_repo", repo_id, kwargs))
-            return f"https://huggingface.co/datasets/{repo_id}"
-
-        def upload_file(self, **kwargs):
-            calls.append(("upload_file", kwargs["path_in_repo"], kwargs["repo_id"], kwargs["repo_type"]))
-
-    monkeypatch.setattr("teich.generate.publish.HfApi", FakeApi)
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_token")
     server = scripted_server([Reply(content="Hi!", reasoning="Greet.")])
     config = make_project(
         tmp_path,
@@ -214,7 +200,9 @@ def test_card_and_publishing(tmp_path, scripted_server, monkeypatch):
         publish={"repo_id": "me/chat-data", "private": False},
         output={"pretty_name": "Demo"},
     )
-    result = run("-c", str(config))
+    with serving_hub(monkeypatch) as hub:
+        monkeypatch.setenv("HF_TOKEN", "hf_secret_token")
+        result = run("-c", str(config))
     assert result.exit_code == 0, result.output
     card = (tmp_path / "output" / "README.md").read_text()
     assert card.startswith("---\npretty_name: Demo\n")
@@ -222,12 +210,12 @@ def test_card_and_publishing(tmp_path, scripted_server, monkeypatch):
         assert f"- {tag}\n" in card
     assert "| rows | 1 |" in card and '"response": "Hi!"' in card and "load_traces" in card
     assert "sk-test-secret" not in card and "hf_secret_token" not in card
-    assert calls == [
-        ("init", "hf_secret_token"),
-        ("create_repo", "me/chat-data", {"repo_type": "dataset", "private": False, "exist_ok": True}),
-        ("upload_file", "train.jsonl", "me/chat-data", "dataset"),
-        ("upload_file", "README.md", "me/chat-data", "dataset"),
-    ]
+    repo = hub.repos["me/chat-data"]
+    (commit,) = repo.commits  # one commit: the rows and their card (no tools were offered: no tools.json)
+    rows = (tmp_path / "output" / "train.jsonl").read_bytes()
+    assert commit.files == {"train.jsonl": rows, "README.md": card.encode()} and repo.private is False
+    created = next(r for r in hub.requests if r.path == "/api/repos/create")
+    assert created.headers["authorization"] == "Bearer hf_secret_token"
     assert "sk-test-secret" not in result.output and "hf_secret_token" not in result.output
 
 

@@ -10,13 +10,21 @@ independent helpers, never by ``teich.training.labels``.
 
 from __future__ import annotations
 
+import collections
+import copy
 import gc
+import importlib
+import inspect
 import json
 import pickle
+import pkgutil
+import re
 import subprocess
 import sys
 import tracemalloc
+import types
 import warnings
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -41,11 +49,9 @@ from test_mask import (
     write_rows,
 )
 
-import teich.training.dataset_labels
-import teich.training.labels
-import teich.training.mask
-import teich.training.prepare
+import teich
 from teich import Policy, TeichError, audit, mask_data, prepare_data, preview, preview_sft_example, relabel
+from teich.training.templates import profile_template
 
 TESTS = Path(__file__).resolve().parent
 POLICY = {**NON_DEFAULT, "max_supervised_tokens": 40}  # the cap bites on the agent rows (42), not the plain ones
@@ -218,14 +224,35 @@ def test_tokenize_is_the_default_and_text_only_warns(rows_file, tok):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "module", [teich.training.labels, teich.training.mask, teich.training.dataset_labels, teich.training.prepare]
-)
+def package_modules() -> list[types.ModuleType]:
+    """Every module of the teich package (``__main__`` would run the CLI)."""
+    found = pkgutil.walk_packages(teich.__path__, "teich.")
+    return [importlib.import_module(info.name) for info in found if not info.name.endswith("__main__")]
+
+
+@pytest.mark.parametrize("module", package_modules(), ids=lambda module: module.__name__)
 def test_no_module_level_mutable_state(module):
-    mutable = (dict, list, set, bytearray)
-    names = [n for n, v in vars(module).items() if not n.startswith("__") and isinstance(v, mutable)]
+    """Module-level values are constants (tuples, frozensets, read-only mappings) or registries
+    (:class:`teich.registry.Registry`, filled once on first use); a cache is bounded (``maxsize``) and
+    keyed by value. ``datasets.Features``, a dict, is the one constant that must have a mutable type."""
+    mutable = (dict, list, set, bytearray, collections.deque)
+    own = {n: v for n, v in vars(module).items() if not n.startswith("__") and not isinstance(v, types.ModuleType)}
+    names = [n for n, v in own.items() if isinstance(v, mutable) and not isinstance(v, datasets.Features)]
     assert not names, f"{module.__name__} keeps module-level state: {names}"
-    assert not [n for n, v in vars(module).items() if hasattr(v, "cache_info")]
+    caches = [n for n, v in own.items() if hasattr(v, "cache_info") and v.__module__.startswith("teich")]
+    assert not [n for n in caches if own[n].cache_info().maxsize is None], f"{module.__name__}: unbounded {caches}"
+    assert not re.search(r"^\s*global\s", inspect.getsource(module), re.MULTILINE), module.__name__
+
+
+def test_template_profiles_keep_no_tokenizer_alive():
+    """The profile cache is keyed by the template's values: a tokenizer profiled once can be freed."""
+    tokenizer = copy.copy(family_tokenizer("llama3"))
+    tokenizer.chat_template += "{#- a template of its own, so a profile of its own #}"
+    profile_template(tokenizer)
+    alive = weakref.ref(tokenizer)
+    del tokenizer
+    gc.collect()
+    assert alive() is None
 
 
 def test_preparing_again_does_not_grow_memory(tok, tmp_path):

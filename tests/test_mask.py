@@ -441,7 +441,7 @@ def text_dataset(path: Path, tokenizer: Any):
 def forbid_rendering(monkeypatch) -> None:
     for module in (teich.training.templates, teich.training.render, teich.training.prepare):
         monkeypatch.setattr(module, "render", _fail)
-    monkeypatch.setattr(teich.training.prepare, "_tokenize", _fail)
+    monkeypatch.setattr(teich.training.prepare, "encode", _fail)
 
 
 @pytest.mark.parametrize("packing", [False, True], ids=["unpacked", "packed"])

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+from pathlib import Path
+
 import pytest
-from model_families import FAMILIES, TEMPLATE_TOKENS, VOCABULARY, cache_root, chat_template, family_tokenizer
+from model_families import (
+    FAMILIES,
+    TEMPLATE_TOKENS,
+    VOCABULARIES,
+    VOCABULARY,
+    cache_root,
+    chat_template,
+    family_tokenizer,
+)
 from transformers import PreTrainedTokenizerFast
 
 # family: (len(tokenizer), bos, eos, pad)
@@ -209,3 +220,132 @@ def test_tokenizers_are_cached_on_disk_and_in_memory() -> None:
 def test_unknown_family() -> None:
     with pytest.raises(ValueError, match="unknown model family"):
         family_tokenizer("gpt2")
+
+
+# --------------------------------------------------------------------------- other vocabularies
+
+# Plain text (no control tokens): the TEXTS, edge cases of SentencePiece's dummy prefix, and a real
+# 17k-character system prompt recorded from Codex.
+PLAIN = [
+    *TEXTS.values(),
+    " leading space",
+    "\nnewline first",
+    "two  spaces\n\n\nthree newlines\t",
+    "▁ already escaped",
+    (Path(__file__).parent / "data" / "recorded" / "codex" / "two-models.system.txt").read_text(encoding="utf-8"),
+]
+# Families whose tokenizer prepends bos with add_special_tokens=True, on every vocabulary.
+PREPENDS_BOS = {"llama3", "gemma3"}
+# Tekken (130k pieces, slower to load) is checked in the slow run, as the oracle runs on it there.
+ON_VOCABULARIES = [
+    pytest.param(vocabulary, id=vocabulary, marks=[pytest.mark.slow] if vocabulary == "tekken" else [])
+    for vocabulary in VOCABULARIES
+]
+
+
+def _mistral_data(name: str) -> str:
+    return str(importlib.metadata.distribution("mistral-common").locate_file(f"mistral_common/data/{name}"))
+
+
+@pytest.mark.parametrize("name", ["qwen3", "phi3"])
+def test_sentencepiece_pairing_encodes_plain_text_as_sentencepiece_does(name: str) -> None:
+    """The reference is the ``sentencepiece`` library itself on Mistral's ``tokenizer.model.v1``."""
+    import sentencepiece
+
+    model = sentencepiece.SentencePieceProcessor(model_file=_mistral_data("tokenizer.model.v1"))
+    tokenizer = family_tokenizer(name, vocabulary="sentencepiece")
+    for text in PLAIN:
+        assert tokenizer.encode(text, add_special_tokens=False) == model.encode(text), text[:40]
+        if "▁" not in text:  # SentencePiece decodes a literal ▁ as a space
+            assert tokenizer.decode(tokenizer.encode(text, add_special_tokens=False)) == text, text[:40]
+    # the dummy prefix, a space, byte fallback for a character outside the 32k pieces
+    assert tokenizer.tokenize(" a 𝔘") == ["▁", "▁a", "▁", "<0xF0>", "<0x9D>", "<0x94>", "<0x98>"]
+
+
+@pytest.mark.slow
+def test_tekken_pairing_encodes_plain_text_as_mistral_common_does() -> None:
+    """The reference is mistral-common's own ``Tekkenizer``, whose ids are shifted by its 1,000 control ids."""
+    from mistral_common.tokens.tokenizers.tekken import Tekkenizer
+
+    tekken = Tekkenizer.from_file(_mistral_data("tekken_240911.json"))
+    tokenizer = family_tokenizer("qwen3", vocabulary="tekken")
+    for text in PLAIN:
+        expected = [token - 1000 for token in tekken.encode(text, bos=False, eos=False)]
+        assert tokenizer.encode(text, add_special_tokens=False) == expected, text[:40]
+        assert tokenizer.decode(expected) == text, text[:40]
+
+
+@pytest.mark.parametrize("vocabulary", ON_VOCABULARIES)
+@pytest.mark.parametrize("name", FAMILIES)
+def test_family_on_another_vocabulary(name: str, vocabulary: str) -> None:
+    """The family's template, control tokens (same flags) and bos/eos/pad on the other vocabulary's pieces."""
+    own, tokenizer = family_tokenizer(name), family_tokenizer(name, vocabulary=vocabulary)
+    assert isinstance(tokenizer, PreTrainedTokenizerFast)
+    assert tokenizer.chat_template == chat_template(name)
+    training = family_tokenizer(name, training=True, vocabulary=vocabulary)
+    assert training.chat_template == chat_template(name, training=True)
+    assert (tokenizer.bos_token, tokenizer.eos_token, tokenizer.pad_token) == IDENTITY[name][1:]
+    flags = {str(t): (t.special, t.rstrip) for t in own.added_tokens_decoder.values()}
+    assert {str(t): (t.special, t.rstrip) for t in tokenizer.added_tokens_decoder.values()} == flags
+    base = {"sentencepiece": 32_000, "tekken": 130_072}[vocabulary]
+    # Only SentencePiece's own <unk>, <s>, </s> (ids 0, 1, 2) are reused; every other token is new.
+    reused = {"<unk>", "<s>", "</s>"} & set(flags) if vocabulary == "sentencepiece" else set()
+    assert len(tokenizer) == base + len(flags) - len(reused)
+    assert (tokenizer("x")["input_ids"][0] == tokenizer.bos_token_id) == (name in PREPENDS_BOS)
+    added = tokenizer.get_added_vocab()
+    for token in TEMPLATE_TOKENS[name]:
+        assert tokenizer.encode(token, add_special_tokens=False) == [added[token]], token
+        in_context = tokenizer.encode(f"a{token}b", add_special_tokens=False)
+        if vocabulary == "sentencepiece":  # a dummy-prefix ▁ opens each segment, as in Llama 2's tokenizer.json
+            assert tokenizer.convert_ids_to_tokens(in_context) == ["▁a", token, "▁b"], token
+        else:
+            assert tokenizer.decode(in_context) == f"a{token}b", token
+    rendered = tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+    assert rendered == own.apply_chat_template(CONVERSATION, tokenize=False) or name == "gptoss"  # today's date
+
+
+def test_phi3_on_sentencepiece_has_the_real_phi3_ids() -> None:
+    """Phi-3 is Llama 2's 32k SentencePiece model plus 11 added tokens: on Mistral's 32k model its
+    control tokens take the ids they have in microsoft/Phi-3-mini-4k-instruct."""
+    tokenizer = family_tokenizer("phi3", vocabulary="sentencepiece")
+    real = {"<unk>": 0, "<s>": 1, "</s>": 2, "<|endoftext|>": 32000, "<|assistant|>": 32001}
+    real |= {"<|placeholder1|>": 32002, "<|system|>": 32006, "<|end|>": 32007, "<|user|>": 32010}
+    assert {token: tokenizer.convert_tokens_to_ids(token) for token in real} == real
+    assert len(tokenizer) == 32_011
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_sentencepiece_offsets_of_a_rendered_conversation(name: str) -> None:
+    """Token offsets tile the rendered text as on byte-level vocabularies, except SentencePiece's
+    dummy-prefix ``▁``: a token of its own only where the segment after a control token opens with
+    a character it cannot merge with (``\n``), carrying that character's offsets."""
+    tokenizer = family_tokenizer(name, training=True, vocabulary="sentencepiece")
+    text = tokenizer.apply_chat_template(CONVERSATION, tokenize=False)
+    encoded = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    pieces, offsets = tokenizer.convert_ids_to_tokens(encoded["input_ids"]), encoded["offset_mapping"]
+    added = set(tokenizer.get_added_vocab())
+    prefixes = [i for i in range(len(pieces) - 1) if pieces[i] == "▁" and tuple(offsets[i]) == tuple(offsets[i + 1])]
+    for i in prefixes:
+        assert i == 0 or pieces[i - 1] in added, (i, pieces[i - 1 : i + 2])
+        assert text[offsets[i][0]] == "\n" and pieces[i + 1] == "<0x0A>"
+    _check_offsets(text, [tuple(span) for i, span in enumerate(offsets) if i not in prefixes])
+    # no "\n" right after a control token in these renderings (phi3's rstrip tokens absorb it)
+    assert (len(prefixes) > 0) == (name not in {"phi3", "deepseekv3", "gptoss"})
+
+
+@pytest.mark.parametrize("vocabulary", ON_VOCABULARIES)
+@pytest.mark.parametrize("kind", sorted(TEXTS))
+def test_round_trip_on_other_vocabularies(vocabulary: str, kind: str) -> None:
+    tokenizer = family_tokenizer("gemma3", vocabulary=vocabulary)
+    assert tokenizer.decode(tokenizer.encode(TEXTS[kind], add_special_tokens=False)) == TEXTS[kind]
+
+
+def test_other_vocabularies_are_cached_and_checked() -> None:
+    pairing = family_tokenizer("qwen3", vocabulary="sentencepiece")
+    assert pairing is family_tokenizer("qwen3", vocabulary="sentencepiece")
+    assert pairing is not family_tokenizer("qwen3")
+    assert family_tokenizer("qwen3") is family_tokenizer("qwen3", vocabulary=None)
+    folders = {path.name.rsplit("-", 1)[0] for path in cache_root().iterdir() if (path / "tokenizer.json").is_file()}
+    assert "qwen3-on-sentencepiece" in folders
+    with pytest.raises(ValueError, match="unknown vocabulary 'gpt2'"):
+        family_tokenizer("qwen3", vocabulary="gpt2")

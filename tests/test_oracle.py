@@ -5,6 +5,13 @@ The tokenizer carries the *training* template, so both sides see byte-identical 
 agree on every token except the documented policy differences below: each is a token the oracle
 trains that Teich deliberately does not, and each must sit right before a supervised region (the
 generation prompt, which the model never writes) or right after one (text after the stop token).
+
+Every family runs on two vocabularies: its own (see ``model_families``) and Mistral's SentencePiece
+model laid out as the released Llama 2 / Mistral / Phi-3 tokenizers (a ``▁`` dummy prefix on every text
+segment between control tokens, byte fallback), with the same documented differences. The default run
+takes the SentencePiece pairing on every source but ``../shared/traces`` (the synthetic chat, tool and
+agent rows and the recorded sessions: ``test_labels_agree_with_the_oracle_on_sentencepiece``); the
+``slow`` run takes the whole oracle on SentencePiece and on Mistral's Tekken BPE too.
 """
 
 from __future__ import annotations
@@ -13,14 +20,15 @@ import datasets
 import numpy as np
 import pytest
 from agent_rows import AGENT_ROWS, agent_sources
-from model_families import FAMILIES, family_tokenizer
+from model_families import FAMILIES, VOCABULARIES, family_tokenizer
 
 from teich import TrainingExample, load_traces, prepare_data
 from teich.training.render import template_messages
 from teich.training.spans import ASSISTANT_KINDS
 from teich.training.templates import profile_template
 
-# Oracle-only tokens per family, by decoded text, and why Teich leaves them out.
+# Oracle-only tokens per family, by decoded text, and why Teich leaves them out. A run of oracle-only
+# tokens must spell a sequence of these texts (another vocabulary may split one: Tekken's "ass" "istant").
 DOCUMENTED_DIFFERENCES = {
     # "<think>\n" ends the generation prompt (Teich starts after it); "\n" follows <|im_end|>.
     "qwen3_5_think": {"<think>", "\n"},
@@ -107,6 +115,14 @@ def _sources(shared_traces):
     return [datasets.Dataset.from_list(CHAT_ROWS), datasets.Dataset.from_list(TOOL_ROWS), shared_traces]
 
 
+# Each family on its own vocabulary in the default run, and on the other vocabularies under ``slow``.
+FAMILY_VOCABULARIES = [pytest.param(family, None, id=family) for family in FAMILIES] + [
+    pytest.param(family, vocabulary, id=f"{family}-{vocabulary}", marks=pytest.mark.slow)
+    for vocabulary in VOCABULARIES
+    for family in FAMILIES
+]
+
+
 def _oracle_mask(tokenizer, example: TrainingExample):
     messages, _ = template_messages(example, profile_template(tokenizer))
     out = tokenizer.apply_chat_template(
@@ -136,9 +152,9 @@ def _runs(positions: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_default_labels_agree_with_the_training_template_oracle(family, shared_traces):
-    tokenizer = family_tokenizer(family, training=True)
+@pytest.mark.parametrize(("family", "vocabulary"), FAMILY_VOCABULARIES)
+def test_default_labels_agree_with_the_training_template_oracle(family, vocabulary, shared_traces):
+    tokenizer = family_tokenizer(family, training=True, vocabulary=vocabulary)
     sources = _sources(shared_traces)
     dataset, report = prepare_data(sources, tokenizer, tokenize=True, strict=False, return_report=True)
     assert len(dataset) >= 2, report.summary()
@@ -155,17 +171,33 @@ UNRENDERABLE_AGENT_ROWS = {
 }
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_agent_conversations_agree_with_the_training_template_oracle(family, shared_traces, tmp_path):
+@pytest.mark.parametrize(("family", "vocabulary"), FAMILY_VOCABULARIES)
+def test_agent_conversations_agree_with_the_training_template_oracle(family, vocabulary, shared_traces, tmp_path):
     """The agent conversations (real traces, recorded sessions, synthetic stress rows) are all kept
     where the template can render tool use, and their labels agree with the oracle."""
-    tokenizer = family_tokenizer(family, training=True)
+    tokenizer = family_tokenizer(family, training=True, vocabulary=vocabulary)
     sources = agent_sources(shared_traces, tmp_path)
     dataset, report = prepare_data(sources, tokenizer, tokenize=True, strict=False, return_report=True)
     assert report.rows_in == AGENT_ROWS
     reason = UNRENDERABLE_AGENT_ROWS.get(family)
     unexpected = {row: why for row, why in report.dropped.items() if reason is None or reason not in why}
     assert not unexpected, f"{family}: {unexpected}"
+    assert _agreement(family, tokenizer, sources, dataset, report) > 0
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_labels_agree_with_the_oracle_on_sentencepiece(family, tmp_path):
+    """Every family's template on Mistral's SentencePiece vocabulary, in the default run: the chat and
+    tool rows, the synthetic agent rows and the recorded sessions (all but ``../shared/traces``, which
+    the ``slow`` run adds), kept where the template can render them, agree with the oracle."""
+    tokenizer = family_tokenizer(family, training=True, vocabulary="sentencepiece")
+    agents = agent_sources(tmp_path / "no-shared-traces", tmp_path)  # the recorded sessions and synthetic rows
+    sources = [datasets.Dataset.from_list(CHAT_ROWS), datasets.Dataset.from_list(TOOL_ROWS), *agents]
+    dataset, report = prepare_data(sources, tokenizer, tokenize=True, strict=False, return_report=True)
+    reason = UNRENDERABLE_AGENT_ROWS.get(family)
+    unexpected = {row: why for row, why in report.dropped.items() if reason is None or reason not in why}
+    assert not unexpected, f"{family}: {unexpected}"
+    assert len(dataset) >= 2, report.summary()
     assert _agreement(family, tokenizer, sources, dataset, report) > 0
 
 
@@ -176,18 +208,28 @@ def _agreement(family, tokenizer, sources, dataset, report) -> int:
     sitting at the edge of a supervised region, and never between two tokens of the same assistant
     message that both train: a token between two the model writes in one turn is one it writes too
     (GPT-OSS's ``<|start|>assistant`` after its own analysis message).
+
+    On a SentencePiece vocabulary a text segment after a control token starts with a dummy-prefix
+    ``▁`` token aligned with the segment's first character (same offsets as the token after it):
+    it is read as part of that character (the ``\n`` after ``<|im_end|>`` is ``▁`` + ``<0x0A>``).
     """
     examples = [TrainingExample.from_record(r) for r in load_traces(sources)]
     allowed = DOCUMENTED_DIFFERENCES[family]
+    added = tokenizer.added_tokens_decoder
     compared = 0
     for row_id, row in zip(report.kept_row_ids, dataset, strict=True):
         oracle_ids, oracle = _oracle_mask(tokenizer, examples[row_id])
         assert row["input_ids"] == oracle_ids, f"{family} row {row_id}: token ids differ from apply_chat_template"
         ours = np.asarray(row["labels"]) != -100
         assert not (ours & ~oracle).any(), f"{family} row {row_id}: Teich trains tokens the oracle does not"
+        offsets = None
         for start, end in _runs(np.flatnonzero(oracle & ~ours)):
-            text = [tokenizer.decode([token]) for token in oracle_ids[start:end]]
-            assert set(text) <= allowed, f"{family} row {row_id}: undocumented oracle-only tokens {text}"
+            prefixes: set[int] = set()
+            if "▁" in tokenizer.convert_ids_to_tokens(oracle_ids[start:end]):
+                offsets = offsets or tokenizer(row["text"], add_special_tokens=False, return_offsets_mapping=True)
+                prefixes = _dummy_prefixes(tokenizer, oracle_ids, offsets["offset_mapping"], start, end)
+            text = [_token_text(tokenizer, added, oracle_ids[at]) for at in range(start, end) if at not in prefixes]
+            assert _made_of("".join(text), allowed), f"{family} row {row_id}: undocumented oracle-only tokens {text}"
             touches = (end < len(ours) and ours[end]) or (start > 0 and ours[start - 1])
             assert touches, f"{family} row {row_id}: oracle-only tokens {text} are not at a turn's edge"
             owners = _message_of_token(row["spans"])
@@ -197,11 +239,40 @@ def _agreement(family, tokenizer, sources, dataset, report) -> int:
     return compared
 
 
+def _made_of(text: str, pieces: set[str]) -> bool:
+    """Whether ``text`` is a non-empty concatenation of ``pieces``."""
+    reached = [True] + [False] * len(text)
+    for at in range(len(text)):
+        if reached[at]:
+            for piece in pieces:
+                if piece and text.startswith(piece, at):
+                    reached[at + len(piece)] = True
+    return bool(text) and reached[-1]
+
+
+def _token_text(tokenizer, added: dict, token: int) -> str:
+    """A token's text: an added token's own content (a SentencePiece decoder would turn the ``▁`` in
+    ``<｜tool▁outputs▁end｜>`` into a space), otherwise the token decoded alone."""
+    return added[token].content if token in added else tokenizer.decode([token])
+
+
+def _dummy_prefixes(tokenizer, ids, offsets, start: int, end: int) -> set[int]:
+    """The SentencePiece dummy-prefix tokens of the run ``start..end``: a bare ``▁`` with the same
+    offsets as the next token of the run (a space in the text is a ``▁`` with offsets of its own)."""
+    return {
+        at
+        for at in range(start, end - 1)
+        if tokenizer.convert_ids_to_tokens(ids[at]) == "▁" and tuple(offsets[at]) == tuple(offsets[at + 1])
+    }
+
+
+@pytest.mark.parametrize("vocabulary", [None, "sentencepiece"])
 @pytest.mark.parametrize("family", ["qwen3_6", "qwen3", "gptoss", "glm4moe", "deepseekv3", "llama3"])
-def test_supervision_starts_where_the_generation_prompt_ends(family):
+def test_supervision_starts_where_the_generation_prompt_ends(family, vocabulary):
     """For each assistant turn k: the first supervised token is the first token after
-    ``render(messages[:k], add_generation_prompt=True)`` when that rendering is a prefix of the whole."""
-    tokenizer = family_tokenizer(family)
+    ``render(messages[:k], add_generation_prompt=True)`` when that rendering is a prefix of the whole
+    (on SentencePiece, the dummy-prefix ``▁`` opening the answer's segment, where there is one)."""
+    tokenizer = family_tokenizer(family, vocabulary=vocabulary)
     rows = CHAT_ROWS[:1] if family == "llama3" else CHAT_ROWS[:1] + TOOL_ROWS[1:]
     dataset = prepare_data(datasets.Dataset.from_list(rows), tokenizer, tokenize=True)
     examples = [TrainingExample.from_record(r) for r in load_traces(datasets.Dataset.from_list(rows))]
@@ -237,13 +308,14 @@ def test_supervision_starts_where_the_generation_prompt_ends(family):
         ("phi3", {"<|end|>"}),
     ],
 )
-def test_each_turn_ends_on_its_stop_token(family, stops):
+@pytest.mark.parametrize("vocabulary", [None, "sentencepiece"])
+def test_each_turn_ends_on_its_stop_token(family, stops, vocabulary):
     """The last supervised token of every assistant turn is the template's stop token.
 
     GLM's original template has no end-of-turn token: a turn ends on the next message's role marker,
     so the final turn of a conversation has none in the rendering and ends with the text.
     """
-    tokenizer = family_tokenizer(family)
+    tokenizer = family_tokenizer(family, vocabulary=vocabulary)
     rows = CHAT_ROWS if family in ("llama3", "gemma3", "phi3") else CHAT_ROWS + TOOL_ROWS[1:]
     dataset = prepare_data(datasets.Dataset.from_list(rows), tokenizer, tokenize=True, strict=False)
     ends = set()
@@ -252,7 +324,7 @@ def test_each_turn_ends_on_its_stop_token(family, stops):
         if family == "glm4moe":
             assert runs[-1][1] == len(row["input_ids"])
             runs = runs[:-1]
-        ends.update(tokenizer.decode([row["input_ids"][end - 1]]) for _, end in runs)
+        ends.update(tokenizer.convert_ids_to_tokens(row["input_ids"][end - 1]) for _, end in runs)
     assert ends and ends <= stops, ends
 
 

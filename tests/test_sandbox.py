@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from teich.generate.agents.clis import API_KEY_ENV
+from teich.generate.agents.provider import API_KEY_ENV
 from teich.generate.agents.relay import INSIDE_PORT, relay
-from teich.generate.agents.sandbox import AGENT_GID, AGENT_UID, Sandbox
+from teich.generate.agents.sandbox import AGENT_GID, AGENT_UID, BACKENDS, Sandbox
 
 IMAGE = "teich-agents:test"
 
@@ -25,7 +25,7 @@ IMAGE = "teich-agents:test"
 def test_docker_command(network):
     """An unprivileged user (never root), no capabilities or new privileges, a read-only root, only the
     run folder mounted, and no network but the relay's unless ``full``."""
-    with Sandbox("docker", IMAGE, network).run("http://127.0.0.1:8000/v1") as run:
+    with Sandbox(BACKENDS["docker"], IMAGE, network).run("http://127.0.0.1:8000/v1") as run:
         argv = run.command(["pi", "-p", "hi"], install=None, env=["HOME", API_KEY_ENV])
         owner = run.workspace.stat().st_uid
     options, inner = argv[: argv.index(IMAGE)], argv[argv.index(IMAGE) + 1 :]

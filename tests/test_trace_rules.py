@@ -449,14 +449,14 @@ def test_a_new_format_is_one_module(tmp_path, monkeypatch):
     from teich.traces import formats
 
     monkeypatch.setattr(formats, "__path__", [*formats.__path__, str(package)])
-    protocol.registered_formats.cache_clear()
+    protocol.FORMATS.refresh()
     try:
         path = _write(tmp_path / "t.jsonl", [{"toy_heard": "ping", "toy_said": "pong"}])
         (row,), _ = _load(path)
         assert row.metadata["trace_type"] == "toy" and row.messages[-1].content == "pong"
     finally:
         monkeypatch.undo()
-        protocol.registered_formats.cache_clear()
+        protocol.FORMATS.refresh()
         sys.modules.pop("teich.traces.formats.toy", None)
 
 

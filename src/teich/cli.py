@@ -5,33 +5,51 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from teich import __version__
 from teich.errors import TeichError
-from teich.files import write_jsonl_atomic
-from teich.generate.card import CARD, TOOLS, write_card
+from teich.files import write_json_atomic, write_jsonl_atomic
+from teich.generate.agents.sandbox import BACKENDS
+from teich.generate.card import CARD, write_card
 from teich.generate.config import MAX_CONCURRENCY, Config
+from teich.generate.distributed import execution
 from teich.generate.output import lock_output
 from teich.generate.project import init_project
-from teich.generate.publish import publish
+from teich.generate.prompts import PromptSpec
+from teich.generate.providers import PROVIDERS
 from teich.generate.runner import Summary, make_provider, plan
 from teich.generate.runner import generate as run_generation
+from teich.privacy.anonymize import anonymize, report_path
+from teich.privacy.extract import extract as extract_sessions
+from teich.privacy.publish import publish
+from teich.reports import Report
 from teich.schema import TrainingExample
+from teich.traces import format_names
 from teich.traces.formats.atif import to_atif
-from teich.traces.sources import LoadReport, iter_examples
+from teich.traces.sources import TOOLS_SNAPSHOT, LoadOptions, LoadReport, iter_examples
 
-app = typer.Typer(help="Turn coding-agent sessions into auditable SFT data.", no_args_is_help=True)
+# What the registries hold, for the help (computed once, at import).
+PROVIDERS_HELP = f"Providers (agent.provider): {', '.join(PROVIDERS.names())}."
+BACKENDS_HELP = f"Sandbox backends (sandbox.backend): {', '.join(('auto', *BACKENDS.names()))}."
+FORMATS_HELP = f"Trace formats: {', '.join(format_names())}."
+
+app = typer.Typer(
+    help="Turn coding-agent sessions into auditable SFT data.",
+    epilog="\n\n".join((PROVIDERS_HELP, BACKENDS_HELP, FORMATS_HELP)),
+    no_args_is_help=True,
+)
 console = Console(stderr=True, soft_wrap=True)  # one message, one line: never wrap paths
 MAX_PROBLEMS_SHOWN = 20
 
@@ -72,13 +90,12 @@ class OutputFormat(str, Enum):
     atif = "atif"
 
 
-_OUTPUT_ROWS: dict[OutputFormat, Callable[[TrainingExample], dict[str, Any]]] = {
-    OutputFormat.openai: TrainingExample.to_openai,
-    OutputFormat.atif: to_atif,
-}
+_OUTPUT_ROWS: Mapping[OutputFormat, Callable[[TrainingExample], dict[str, Any]]] = MappingProxyType(
+    {OutputFormat.openai: TrainingExample.to_openai, OutputFormat.atif: to_atif}
+)
 
 
-@app.command()
+@app.command(epilog=FORMATS_HELP)
 @_reported
 def convert(
     sources: Annotated[list[str], typer.Argument(help="Trace files, folders or Hugging Face dataset ids.")],
@@ -95,12 +112,11 @@ def convert(
     report = LoadReport()
     with _file_progress() as progress:
         task = progress.add_task("converting", total=None)
-        examples = iter_examples(
-            sources,
-            report,
+        options = LoadOptions(
             drop_incomplete_traces=not keep_incomplete,
             on_file=lambda name: progress.update(task, advance=1, description=escape(Path(name).name)),
         )
+        examples = iter_examples(sources, report, options)
         first = next(examples, None)
         if first is not None:
             rows = (_OUTPUT_ROWS[to](e) for e in itertools.chain([first], examples))
@@ -131,6 +147,92 @@ def init(
     console.print(escape(hint), highlight=False)
 
 
+class ExtractAgent(str, Enum):
+    """Whose sessions ``teich extract`` gathers."""
+
+    all = "all"
+    claude = "claude"
+    codex = "codex"
+    pi = "pi"
+    cursor = "cursor"
+    hermes = "hermes"
+
+
+@app.command("extract")
+@_reported
+def extract_command(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write: new, empty, or an earlier extract.")],
+    agent: Annotated[ExtractAgent, typer.Argument(help="Whose sessions: one agent, or all.")] = ExtractAgent.all,
+    source: Annotated[
+        Path | None, typer.Option("--from", help="Read this folder (a copied home, or session files) instead.")
+    ] = None,
+    project: Annotated[
+        str | None, typer.Option("--project", help="Only sessions run in this folder (or below it), or a glob.")
+    ] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only sessions active on or after DATE (UTC).")] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Only sessions active on or before DATE (UTC).")] = None,
+    min_turns: Annotated[int, typer.Option("--min-turns", min=0, help="Only sessions with N user turns or more.")] = 0,
+    no_anonymize: Annotated[
+        bool, typer.Option("--no-anonymize", help="Copy sessions unredacted, secrets and personal data included.")
+    ] = False,
+    own_names: Annotated[
+        list[str] | None, typer.Option("--own-name", help="Your name, redacted wherever it appears (repeatable).")
+    ] = None,
+) -> None:
+    """Gather the sessions coding agents keep on this machine into one folder, redacted, with a manifest.
+
+    Claude Code, Codex, Pi, Cursor and Hermes, on Linux, macOS and Windows (and its side from WSL),
+    honouring CLAUDE_CONFIG_DIR, CODEX_HOME, PI_CODING_AGENT_DIR and HERMES_HOME."""
+    with _file_progress() as progress:
+        task = progress.add_task("finding sessions", total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            progress.update(task, completed=done, total=total, description=escape(what))
+
+        report = extract_sessions(
+            out,
+            agent.value,
+            source=source,
+            project=project,
+            since=since,
+            until=until,
+            min_turns=min_turns,
+            anonymize=not no_anonymize,
+            own_names=own_names or (),
+            on_progress=update,
+        )
+    _print_report(report)
+    if report.out is None:
+        raise TeichError(f"no sessions kept; {out} was not written")
+    console.print(f"[green]wrote {report.kept} sessions[/green] to {escape(report.out)}", highlight=False)
+
+
+@app.command("anonymize")
+@_reported
+def anonymize_command(
+    source: Annotated[Path, typer.Argument(help="A session or rows file, or a folder of them (a Hub-bound folder).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where the redacted copy goes (a folder for a folder).")],
+    names: Annotated[
+        list[str] | None,
+        typer.Option("--name", "--own-name", help="Your name, redacted wherever it appears (repeatable)."),
+    ] = None,
+    num_proc: Annotated[
+        int, typer.Option("--num-proc", min=1, help="Processes the files are spread over.")
+    ] = os.cpu_count() or 1,
+) -> None:
+    """Copy sessions, rows or a dataset folder with secrets and personal data replaced by placeholders.
+
+    Each file keeps its format and records; the same value becomes the same placeholder throughout a
+    session. This machine's user (login and full name) is always redacted. The report is written
+    beside OUT, as OUT.anonymize.json."""
+    with console.status(f"redacting {escape(str(source))}"):
+        report = anonymize(source, out, own_names=names or (), return_report=True, num_proc=num_proc)
+    written = report_path(out)
+    write_json_atomic(written, report.to_dict())
+    _print_report(report)
+    console.print(f"[green]wrote[/green] {escape(str(out))} and its report {escape(str(written))}", highlight=False)
+
+
 def _file_progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
@@ -142,27 +244,24 @@ def _file_progress() -> Progress:
     )
 
 
-def _print_report(report: LoadReport) -> None:
-    _print_problems("skipped", report.problems, "input problems")
-    _print_problems("repaired", report.repairs, "records repaired")
-    console.print(f"{report.rows} rows from {report.files} files", highlight=False)
-    counted = [("dropped", report.dropped), ("left out", report.left_out)]
-    if any(counts for _, counts in counted):
-        table = Table("", "count", "reason", box=None, title="what was not kept, and why", title_justify="left")
-        for what, counts in counted:
-            for reason, count in sorted(counts.items(), key=lambda item: -item[1]):
-                table.add_row(what, str(count), escape(reason))
-        console.print(table)
+def _print_report(report: Report) -> None:
+    """Any report the same way: its notes, its table of counts and reasons, its line."""
+    _print_notes(report)
+    console.print(report.table())
+    console.print(escape(report.summary()), highlight=False)
 
 
-def _print_problems(verb: str, problems: list, noun: str) -> None:
-    for problem in problems[:MAX_PROBLEMS_SHOWN]:
-        console.print(f"[yellow]{verb}[/yellow] {escape(str(problem))}", highlight=False)
-    if len(problems) > MAX_PROBLEMS_SHOWN:
-        console.print(f"[yellow]... and {len(problems) - MAX_PROBLEMS_SHOWN} more {noun}[/yellow]")
+def _print_notes(report: Report) -> None:
+    """The report's notes, one a line under what was done (the first few of each kind)."""
+    for verb, lines in report.tally().notes.items():
+        style = "red" if verb == "failed" else "yellow"
+        for line in lines[:MAX_PROBLEMS_SHOWN]:
+            console.print(f"[{style}]{verb}[/{style}] {escape(line)}", highlight=False)
+        if len(lines) > MAX_PROBLEMS_SHOWN:
+            console.print(f"[{style}]... and {len(lines) - MAX_PROBLEMS_SHOWN} more {verb}[/{style}]")
 
 
-@app.command()
+@app.command(epilog=f"{PROVIDERS_HELP}\n\n{BACKENDS_HELP}")
 @_reported
 def generate(
     config: Annotated[Path, typer.Option("--config", "-c", help="The project's config.yaml.")],
@@ -177,6 +276,10 @@ def generate(
     ] = None,
     limit: Annotated[int | None, typer.Option("--limit", min=1, help="Run at most this many prompts.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would run; call no model.")] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option("--ray", metavar="ADDRESS", help="Run the prompts as tasks on this Ray cluster ('auto': found)."),
+    ] = None,
 ) -> None:
     """Run the config's prompts through its provider and write training rows, a card and failures.
 
@@ -184,27 +287,30 @@ def generate(
     settings = Config.from_yaml(config)
     if output is not None:
         settings.output.traces_dir = output.resolve()
+    if ray is not None:
+        settings.execution.backend, settings.execution.address = "ray", ray
     with settings.redacting():
         provider = make_provider(settings)
         with nullcontext() if dry_run else lock_output(settings.output.traces_dir):
             pending, summary = plan(settings, provider, resume=resume, limit=limit)
-            for problem in summary.problems:
-                console.print(f"[yellow]skipped[/yellow] {escape(problem)}", highlight=False)
             if dry_run:
+                _print_notes(summary)
                 _print_plan(settings, pending, summary)
                 return
-            with _generation_progress(len(pending)) as update:
-                job = run_generation(settings, provider, pending, summary, concurrency=concurrency, on_update=update)
+            with _generation_progress(len(pending)) as update, execution(settings, provider, concurrency) as ways:
+                execute, slots = ways
+                job = run_generation(
+                    settings, provider, pending, summary, concurrency=slots, on_update=update, execute=execute
+                )
                 asyncio.run(job)
             folder, files = settings.output.traces_dir, provider.output_files()
-            write_card(settings, folder, provider.rows(), files, summary.failed)
+            write_card(settings, folder, provider.rows(), files, failed=summary.failed)
             if settings.publish.repo_id:
                 token, private = settings.hf_token(), settings.publish.private
-                url = publish(folder, [*files, CARD, TOOLS], settings.publish.repo_id, token, private)
+                published = [*files, CARD, TOOLS_SNAPSHOT]
+                url = publish(folder, settings.publish.repo_id, files=published, token=token, private=private)
                 console.print(f"published to {escape(url)}")
-    for failure in summary.failures[:MAX_PROBLEMS_SHOWN]:
-        console.print(f"[red]failed[/red] {escape(failure)}", highlight=False)
-    console.print(summary.line(), highlight=False)
+    _print_report(summary)
     if summary.failed:
         console.print(
             f"{summary.failed} prompts failed (see {escape(str(settings.output.failures_dir))}); rerun with --resume"
@@ -212,7 +318,30 @@ def generate(
         raise typer.Exit(1)
 
 
-def _print_plan(settings: Config, pending: list, summary: Summary) -> None:
+@app.command("publish")
+@_reported
+def publish_command(
+    folder: Annotated[Path, typer.Argument(help="The folder of sessions or rows to upload, card included.")],
+    repo: Annotated[str, typer.Option("--repo", help="The Hugging Face dataset repo, OWNER/NAME.")],
+    private: Annotated[
+        bool, typer.Option("--private", help="Create the repo private; refuse an existing public one.")
+    ] = False,
+    allow_secrets: Annotated[
+        bool, typer.Option("--allow-secrets", help="Upload even while the secret scan finds credentials.")
+    ] = False,
+    num_proc: Annotated[
+        int, typer.Option("--num-proc", min=1, help="Processes the secret scan spreads files over.")
+    ] = os.cpu_count() or 1,
+) -> None:
+    """Upload a folder to a Hugging Face dataset repo in one commit, with a card written from it when it has none.
+
+    Every file is scanned for secrets first: while any remains, nothing is uploaded (each is named by file and line)."""
+    with console.status(f"checking and uploading {escape(str(folder))}"):
+        url = publish(folder, repo, private=private, allow_secrets=allow_secrets, num_proc=num_proc)
+    console.print(f"published {escape(str(folder))} to {escape(url)}", highlight=False)
+
+
+def _print_plan(settings: Config, pending: list[PromptSpec], summary: Summary) -> None:
     console.print(
         f"would run {len(pending)} prompts with {settings.model.model} ({settings.api.wire_api} API at "
         f"{settings.base_url}), {summary.skipped} already done, writing {summary.output}",
@@ -223,7 +352,7 @@ def _print_plan(settings: Config, pending: list, summary: Summary) -> None:
 
 
 @contextmanager
-def _generation_progress(total: int):
+def _generation_progress(total: int) -> Iterator[Callable[[Summary], None]]:
     """A live progress bar of done / failed / tokens / cost; yields the callback that updates it."""
     progress = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
@@ -237,3 +366,45 @@ def _generation_progress(total: int):
             progress.update(task, completed=summary.done + summary.failed, description=description)
 
         yield update
+
+
+@app.command("view")
+@_reported
+def view_command(
+    path: Annotated[str, typer.Argument(help="Traces or rows (anything load_traces reads), or a prepared dataset.")],
+    tokenizer: Annotated[
+        str | None,
+        typer.Option("--tokenizer", help="Tokenizer folder or Hub id: rows are prepared with it for the token page."),
+    ] = None,
+    max_length: Annotated[
+        int | None, typer.Option("--max-length", min=1, help="Drop (or trim, with --trim) rows longer than this.")
+    ] = None,
+    trim: Annotated[bool, typer.Option("--trim", help="Trim oversized rows to whole user turns instead.")] = False,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")] = 8765,
+    export: Annotated[
+        Path | None, typer.Option("--export", help="Write a static site to this folder instead of serving.")
+    ] = None,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open the page in a browser.")] = False,
+) -> None:
+    """See a dataset in the browser: its rows (kept, trimmed, dropped and why), each conversation, and each
+    row's tokens coloured by span kind and trained or masked, with the policy's flags to toggle."""
+    from teich.view import ViewData, export_site, serve
+
+    options: dict[str, Any] = {"max_length": max_length, "oversized_policy": "trim_followups" if trim else "drop"}
+    with console.status(f"loading {escape(path)}"):
+        view = ViewData.open(path, _tokenizer(tokenizer) if tokenizer else None, **options)
+    if export is not None:
+        written = export_site(view, export)
+        console.print(f"wrote {written} files to {escape(str(export))}; open {escape(str(export / 'index.html'))}")
+        return
+    serve(view, port, open_browser=not no_open, on_ready=lambda url: console.print(f"serving {url} (Ctrl-C stops)"))
+
+
+def _tokenizer(name: str) -> Any:
+    """The fast tokenizer in a folder, or of a Hub id."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as error:
+        raise TeichError(f"cannot load tokenizer {name!r}: {str(error).splitlines()[0]}") from None

@@ -32,3 +32,25 @@ class OutputError(TeichError):
 
 class SandboxError(TeichError):
     """A sandbox that cannot be set up for an agent run."""
+
+
+class PublishError(TeichError):
+    """A folder not published: secrets remain in it (named by file and line, never quoted), or the Hub
+    refused or could not be reached."""
+
+
+def first_line(error: BaseException, *, typed: bool = False) -> str:
+    """The first line of an error's message (``"ValueError: ..."`` with ``typed``), or the name of its
+    type when the message is blank: how Teich quotes an error it did not raise itself."""
+    lines = str(error).strip().splitlines()
+    name = type(error).__name__
+    if not lines:
+        return name
+    return f"{name}: {lines[0]}" if typed else lines[0]
+
+
+def last_line(output: str | bytes) -> str:
+    """The last non-blank line of a failed command's output (at most 300 characters), or ``""``."""
+    text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from teich.errors import TeichError
 
@@ -53,7 +53,7 @@ def _compute(work: Callable[[int], T], indices: range, sender: Connection) -> No
         sender.close()
 
 
-def _received(pipe: Connection, worker: multiprocessing.process.BaseProcess) -> list:
+def _received(pipe: Connection, worker: multiprocessing.process.BaseProcess) -> list[Any]:
     try:
         done, value = pipe.recv()
     except EOFError:
@@ -61,4 +61,5 @@ def _received(pipe: Connection, worker: multiprocessing.process.BaseProcess) -> 
         raise TeichError(f"a worker process died (exit code {worker.exitcode}); try a smaller num_proc") from None
     if not done:
         raise value
-    return value
+    rows: list[Any] = value
+    return rows

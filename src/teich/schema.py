@@ -13,7 +13,6 @@ also accepts plain OpenAI-style rows.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from typing import Any, Literal
 
@@ -25,12 +24,16 @@ Content = str | list[dict[str, Any]] | None
 
 
 class FunctionCall(BaseModel):
+    """The function a tool call invokes: its ``name`` and its ``arguments`` as a JSON object."""
+
     model_config = ConfigDict(extra="forbid")
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
 
 
 class ToolCall(BaseModel):
+    """One tool call of an assistant message, OpenAI-style; its result is a ``tool`` message with this ``id``."""
+
     model_config = ConfigDict(extra="forbid")
     id: str
     type: Literal["function"] = "function"
@@ -38,6 +41,9 @@ class ToolCall(BaseModel):
 
 
 class Message(BaseModel):
+    """One message of a conversation: a ``role``, ``content`` (text or typed parts), and for assistant
+    turns ``reasoning_content`` and ``tool_calls``; tool results carry the ``tool_call_id`` they answer."""
+
     model_config = ConfigDict(extra="forbid")
     role: Role
     content: Content = None
@@ -113,33 +119,38 @@ class TrainingExample(BaseModel):
         )
 
 
-_TOOL_CALL = {
-    "id": Value("string"),
-    "type": Value("string"),
-    "function": {"name": Value("string"), "arguments": Value("string")},
-}
-_MESSAGE = {
-    "role": Value("string"),
-    "content": Value("string"),
-    "content_parts": Value("string"),
-    "reasoning_content": Value("string"),
-    "tool_calls": List(_TOOL_CALL),
-    "tool_call_id": Value("string"),
-    "name": Value("string"),
-    "is_error": Value("bool"),
-    "train": Value("bool"),
-}
-FEATURES = Features(
-    {
-        "prompt": Value("string"),
-        "messages": List(_MESSAGE),
-        "tools": Value("string"),
-        "metadata": Value("string"),
-        "system": Value("string"),
-        "follow_up_prompts": List(Value("string")),
-        "category": Value("string"),
+def _features() -> Features:
+    """The Arrow schema of the storage form (:meth:`TrainingExample.to_record`)."""
+    tool_call = {
+        "id": Value("string"),
+        "type": Value("string"),
+        "function": {"name": Value("string"), "arguments": Value("string")},
     }
-)
+    message = {
+        "role": Value("string"),
+        "content": Value("string"),
+        "content_parts": Value("string"),
+        "reasoning_content": Value("string"),
+        "tool_calls": List(tool_call),
+        "tool_call_id": Value("string"),
+        "name": Value("string"),
+        "is_error": Value("bool"),
+        "train": Value("bool"),
+    }
+    return Features(
+        {
+            "prompt": Value("string"),
+            "messages": List(message),
+            "tools": Value("string"),
+            "metadata": Value("string"),
+            "system": Value("string"),
+            "follow_up_prompts": List(Value("string")),
+            "category": Value("string"),
+        }
+    )
+
+
+FEATURES = _features()
 
 
 def text_of(content: Content) -> str:
@@ -159,9 +170,17 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def json_or_value(value: Any) -> Any:
-    """``value`` decoded when it is JSON text, else as it is (columns that hold either)."""
-    return json.loads(value) if isinstance(value, str) else value
+def json_or_value(value: Any, *, lenient: bool = False) -> Any:
+    """``value`` decoded when it is JSON text, else as it is (columns that hold either); text that is not
+    JSON raises, or with ``lenient`` is kept as it is."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except (json.JSONDecodeError, RecursionError):
+        if lenient:
+            return value
+        raise
 
 
 def _message_record(message: Message) -> dict[str, Any]:
@@ -226,9 +245,9 @@ def parse_arguments(arguments: Any) -> dict[str, Any]:
 def read_arguments(arguments: Any) -> tuple[dict[str, Any], bool]:
     """Tool-call arguments as an object (see :func:`parse_arguments`), and whether they were one: an
     object, its JSON text, or nothing."""
-    if isinstance(arguments, str):
-        with contextlib.suppress(json.JSONDecodeError, RecursionError):
-            arguments = json.loads(arguments) if arguments.strip() else {}
+    if isinstance(arguments, str) and not arguments.strip():
+        return {}, True
+    arguments = json_or_value(arguments, lenient=True)
     if arguments is None:
         return {}, True
     return (arguments, True) if isinstance(arguments, dict) else ({"input": arguments}, False)

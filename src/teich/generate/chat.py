@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import openai
 
-from teich.errors import GenerationError
+from teich.errors import GenerationError, first_line
 from teich.generate.config import Config, ModelConfig
 from teich.generate.output import RowLog
 from teich.generate.prompts import PromptSpec, key_for
@@ -46,6 +46,9 @@ def row_key(row: dict[str, Any]) -> str:
 
 class ChatProvider:
     """Runs prompts through one OpenAI-compatible endpoint; rows go to ``<traces_dir>/train.jsonl``."""
+
+    name: ClassVar[str] = "chat"
+    attempts = 1  # each request is retried on its own (``retry.*``), never the whole conversation
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -86,13 +89,22 @@ class ChatProvider:
 
     async def run(self, spec: PromptSpec) -> dict[str, Any]:
         """Ask a prompt and its follow-ups in one conversation, append the row; return its metadata."""
-        row = await self.conversation(spec)
-        self.log.append(row)
-        return row["metadata"]
+        return self.keep(spec, await self.produce(spec))
+
+    async def produce(self, spec: PromptSpec) -> dict[str, Any]:
+        """The prompt's row (:meth:`conversation`), written nowhere."""
+        return await self.conversation(spec)
+
+    def keep(self, spec: PromptSpec, produced: dict[str, Any]) -> dict[str, Any]:
+        """Append the row ``produced`` for ``spec``; return its metadata."""
+        self.log.append(produced)
+        metadata: dict[str, Any] = produced["metadata"]
+        return metadata
 
     async def conversation(self, spec: PromptSpec) -> dict[str, Any]:
         """The training row for a prompt and its follow-ups, asked in order in one conversation."""
-        system = spec.system if spec.system is not None else self.config.system_prompt
+        # stripped as the prompt reader strips it, so that the row keys back to its prompt (``row_key``)
+        system = spec.system if spec.system is not None else (self.config.system_prompt or "").strip() or None
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         usage: dict[str, int] = {}
         cost = 0.0
@@ -105,7 +117,9 @@ class ChatProvider:
             cost += turn.cost or 0.0
         return self._row(spec, system, messages, usage, cost)
 
-    def _row(self, spec, system, messages, usage, cost) -> dict[str, Any]:
+    def _row(
+        self, spec: PromptSpec, system: str | None, messages: list[dict[str, Any]], usage: dict[str, int], cost: float
+    ) -> dict[str, Any]:
         last = messages[-1]
         row = {
             "messages": [{"thinking": None, **m} for m in messages],
@@ -147,7 +161,7 @@ class ChatProvider:
         options = _sampling(model, "max_tokens")
         if model.reasoning_effort is not None:
             options["reasoning_effort"] = model.reasoning_effort
-        plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+        plain: Any = [{"role": m["role"], "content": m["content"]} for m in messages]  # the SDK's message dicts
         create = self.client.chat.completions.create
         if self.config.api.stream:
             chunks = await create(
@@ -179,6 +193,9 @@ class ChatProvider:
         usage = response.usage
         tokens = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens} if usage else {}
         return Turn(response.output_text, "\n\n".join(summaries) or None, tokens, _cost(usage))
+
+
+PROVIDER = ChatProvider  # registered as ``chat`` (see :mod:`teich.generate.providers`)
 
 
 def _sampling(model: ModelConfig, max_tokens_key: str) -> dict[str, Any]:
@@ -226,6 +243,5 @@ def _cost(usage: Any) -> float | None:
 
 def _describe(error: Exception) -> str:
     status = getattr(error, "status_code", None)
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     prefix = f"HTTP {status}: " if status else ""
-    return f"{prefix}{type(error).__name__}{': ' + text if text else ''}"
+    return prefix + first_line(error, typed=True)

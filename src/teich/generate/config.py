@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -32,18 +33,20 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from teich.errors import ConfigError, TeichError
+from teich.errors import ConfigError, TeichError, first_line
 from teich.files import read_text
+from teich.generate.agents.sandbox import BACKENDS
+from teich.generate.providers import PROVIDERS
 
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "openrouter": "https://openrouter.ai/api/v1"}
-PROVIDER_KEY_ENVS = {"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY"}
+DEFAULT_BASE_URLS = MappingProxyType({"openai": "https://api.openai.com/v1", "openrouter": "https://openrouter.ai/api/v1"})
+PROVIDER_KEY_ENVS = MappingProxyType({"openai": "OPENAI_API_KEY", "openrouter": "OPENROUTER_API_KEY"})
 HF_TOKEN_ENVS = ("HF_TOKEN", "HUGGINGFACE_HUB_TOKEN", "TEICH_HF_TOKEN")
 LOCAL_PLACEHOLDER_KEY = "not-needed"  # local servers ignore the key, but the OpenAI SDK insists on one
 MAX_CONCURRENCY = 1024  # more prompts in flight than any server takes; far more would exhaust sockets
 MIN_SECRET_LENGTH = 4  # shorter keys are placeholders; redacting them would garble messages
 REDACTED = "[redacted]"
-ENV_OVERRIDES = {"TEICH_PROVIDER": ("agent", "provider"), "TEICH_MODEL": ("model", "model")}
-_SECRETS = {"api": {"api_key"}, "publish": {"hf_token"}}
+ENV_OVERRIDES = MappingProxyType({"TEICH_PROVIDER": ("agent", "provider"), "TEICH_MODEL": ("model", "model")})
+_SECRETS = (("api", "api_key"), ("publish", "hf_token"))  # (section, key) left out of what is written
 
 
 class _Section(BaseModel):
@@ -56,12 +59,22 @@ class _Section(BaseModel):
 
 
 class AgentConfig(_Section):
-    provider: Literal["chat", "codex", "pi"] = "chat"
+    provider: str = "chat"
+
+    @field_validator("provider")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return _one_of(name, PROVIDERS.names())
 
 
 class SandboxConfig(_Section):
-    backend: Literal["auto", "docker", "bwrap", "none"] = "auto"
+    backend: str = "auto"
     network: Literal["endpoint", "full"] = "endpoint"
+
+    @field_validator("backend")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return _one_of(name, ("auto", *BACKENDS.names()))
 
 
 class ModelConfig(_Section):
@@ -130,6 +143,14 @@ class RetryConfig(_Section):
     timeout_seconds: float = Field(default=600, gt=0)
 
 
+class ExecutionConfig(_Section):
+    """Where prompts run: ``local`` (this process) or ``ray`` (tasks on the Ray cluster at ``address``;
+    none: the ``RAY_ADDRESS`` variable, else a cluster started on this machine)."""
+
+    backend: Literal["local", "ray"] = "local"
+    address: str | None = None
+
+
 class Config(_Section):
     """A generation project's settings; load it with :meth:`from_yaml`."""
 
@@ -143,6 +164,7 @@ class Config(_Section):
     concurrency: int = Field(default=4, ge=1, le=MAX_CONCURRENCY)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    execution: ExecutionConfig = Field(default_factory=ExecutionConfig)
     _environ: Mapping[str, str] = PrivateAttr(default_factory=lambda: os.environ)
     _root: Path | None = PrivateAttr(default=None)
 
@@ -180,14 +202,20 @@ class Config(_Section):
     def api_key(self) -> str:
         """The first key found: ``api.api_key``, the variable ``api.api_key_env`` names, ``TEICH_API_KEY``,
         then ``OPENAI_API_KEY`` or ``OPENROUTER_API_KEY`` by provider; a placeholder for a local server."""
-        names = [self.api.api_key_env, "TEICH_API_KEY", PROVIDER_KEY_ENVS.get(self.api.provider)]
-        names = [name for name in names if name]
+        candidates = (self.api.api_key_env, "TEICH_API_KEY", PROVIDER_KEY_ENVS.get(self.api.provider))
+        names = [name for name in candidates if name]
         key = _secret(self.api.api_key) or _first_set(self._environ, names)
         if key:
             return key
         if _is_local(self.base_url):
             return LOCAL_PLACEHOLDER_KEY
         raise ConfigError(f"no API key for {self.base_url}: set {' or '.join(names)}, or api.api_key in config.yaml")
+
+    def for_worker(self) -> Config:
+        """A copy to send to another machine: of this process's environment it carries only the key."""
+        copy = self.model_copy()
+        copy._environ, copy._root = {"TEICH_API_KEY": self.api_key()}, self._root
+        return copy
 
     def hf_token(self) -> str | None:
         """The Hugging Face token: ``publish.hf_token``, else the first of :data:`HF_TOKEN_ENVS` that is set."""
@@ -217,7 +245,8 @@ class Config(_Section):
 
     def public_dict(self) -> dict[str, Any]:
         """The settings as JSON-ready data for logs and dataset cards: no secrets, paths relative to the project."""
-        return self.model_dump(mode="json", exclude=_SECRETS, context={"root": self._root})
+        secrets = {section: {key} for section, key in _SECRETS}
+        return self.model_dump(mode="json", exclude=secrets, context={"root": self._root})
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -227,7 +256,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        problem = getattr(error, "problem", None) or first_line(error)
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     if data is None:
         return {}
@@ -242,7 +271,7 @@ def _apply_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[t
     if environ.get("TEICH_BASE_URL"):
         overrides["TEICH_BASE_URL"] = ("api", "base_url")
         _set(data, ("api", "provider"), "custom")
-    overridden = {}
+    overridden: dict[tuple[str, ...], str] = {}
     for variable, (section, key) in overrides.items():
         if environ.get(variable) and _set(data, (section, key), environ[variable]):
             overridden[(section, key)] = variable
@@ -276,7 +305,7 @@ def _message(problem: Any, location: tuple[str, ...]) -> str:
         return f"unknown key (known keys: {', '.join(_known_keys(location[:-1]))})"
     if problem["type"] == "model_type":
         return f"should be a mapping of keys, not a {type(problem['input']).__name__}"
-    return problem["msg"]
+    return str(problem["msg"])
 
 
 def _known_keys(location: tuple[str, ...]) -> list[str]:
@@ -284,6 +313,15 @@ def _known_keys(location: tuple[str, ...]) -> list[str]:
     for part in location:
         model = model.model_fields[part].annotation  # type: ignore[assignment]  # a section's model
     return list(model.model_fields)
+
+
+def _one_of(name: str, allowed: Sequence[str]) -> str:
+    """``name``, if it is one of ``allowed`` (a registry's names); else pydantic's own message listing them."""
+    if name not in allowed:
+        quoted = [repr(each) for each in allowed]
+        expected = f"{', '.join(quoted[:-1])} or {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return name
 
 
 def _under(root: Path, path: Path) -> Path:

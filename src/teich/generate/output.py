@@ -164,7 +164,8 @@ def _lines(path: Path, *, repair: bool = False) -> list[bytes]:
 
 def _parsed(path: Path, number: int, line: bytes) -> dict[str, Any]:
     try:
-        return json.loads(line)
+        row: dict[str, Any] = json.loads(line)
+        return row
     except json.JSONDecodeError:
         raise TeichError(f"{path}:{number}: not a JSON row; fix or remove it before resuming") from None
 

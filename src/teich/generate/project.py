@@ -21,7 +21,7 @@ CONFIG_TEMPLATE = """\
 # e.g. TEICH_BASE_URL=http://localhost:1234/v1 TEICH_MODEL=qwen3-8b (a local server needs no key)
 
 agent:
-  provider: chat              # chat (the model answers directly), codex or pi (coding agents)
+  provider: chat              # chat (the model answers directly), codex, pi or claude-code (coding agents)
 
 model:
   model: gpt-4.1-mini         # the model name the API expects
@@ -57,6 +57,10 @@ publish:
 
 concurrency: 4                # prompts in flight at once
 
+execution:
+  backend: local              # local: prompts run in this process; ray: Ray tasks (pip install "teich[ray]")
+  address:                    # ray: the cluster's address; empty: RAY_ADDRESS, else a cluster started on this machine
+
 sandbox:
   backend: auto               # agent providers: docker, bwrap (bubblewrap) or none; auto: docker, else bwrap
   network: endpoint           # endpoint: the agent reaches only the model endpoint; full: the host's network
@@ -64,7 +68,7 @@ sandbox:
 retry:
   max_attempts: 3             # attempts per request before the prompt counts as failed
   backoff_seconds: 1.0        # wait before the first retry; doubled before each further one
-  timeout_seconds: 600        # the limit for one request (for codex and pi: one whole agent run)
+  timeout_seconds: 600        # the limit for one request (for the agents: one whole agent run)
 """
 
 PROMPTS_TEMPLATE = """\

@@ -20,8 +20,9 @@ import hashlib
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, ValidationError
@@ -32,6 +33,11 @@ from teich.files import read_text
 
 Item = dict[str, Any] | str  # a row's fields, or why the row could not be read
 _WHITESPACE = re.compile(r"\s*")
+
+
+def _skip_whitespace(text: str, position: int) -> int:
+    """The position of the first non-space character at or after ``position``."""
+    return _WHITESPACE.match(text, position).end()  # type: ignore[union-attr]  # \s* always matches
 
 
 def _text(value: str) -> str:
@@ -181,12 +187,12 @@ def _json_items(text: str, path: Path) -> Iterator[tuple[int, Item]]:
     decoder = json.JSONDecoder()
     position, line = text.index("[") + 1, text.count("\n", 0, text.index("[")) + 1
     for value in values:
-        start = _WHITESPACE.match(text, position).end()
+        start = _skip_whitespace(text, position)
         line += text.count("\n", position, start)
         yield line, _fields(value)
         _, end = decoder.raw_decode(text, start)
         line += text.count("\n", start, end)
-        position = _WHITESPACE.match(text, end).end() + 1  # past the comma
+        position = _skip_whitespace(text, end) + 1  # past the comma
 
 
 def _text_items(text: str, path: Path) -> Iterator[tuple[int, Item]]:
@@ -208,10 +214,12 @@ def _text_items(text: str, path: Path) -> Iterator[tuple[int, Item]]:
             block = []
 
 
-_READERS: dict[str, Callable[[str, Path], Iterator[tuple[int, Item]]]] = {
-    ".csv": _csv_items,
-    ".jsonl": _jsonl_items,
-    ".ndjson": _jsonl_items,
-    ".json": _json_items,
-    ".txt": _text_items,
-}
+_READERS: Mapping[str, Callable[[str, Path], Iterator[tuple[int, Item]]]] = MappingProxyType(
+    {
+        ".csv": _csv_items,
+        ".jsonl": _jsonl_items,
+        ".ndjson": _jsonl_items,
+        ".json": _json_items,
+        ".txt": _text_items,
+    }
+)

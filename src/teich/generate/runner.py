@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +21,18 @@ from typing import Any
 
 from teich.errors import GenerationError, OutputError, TeichError
 from teich.files import write_json_atomic
-from teich.generate.agents.provider import AgentProvider
-from teich.generate.chat import ChatProvider
 from teich.generate.config import Config
 from teich.generate.output import cannot_write
 from teich.generate.prompts import PromptSpec, read_prompts
+from teich.generate.providers import PROVIDERS, Provider
+from teich.reports import Report, Tally
 
 
 @dataclass
-class Summary:
+class Summary(Report):
     """What a generation run did."""
+
+    kind = "generate"
 
     output: Path
     pending: int = 0
@@ -42,20 +44,30 @@ class Summary:
     problems: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
 
-    def line(self) -> str:
+    def summary(self) -> str:
         cost = f", ${self.cost:.4f}" if self.cost else ""
         return (
             f"{self.done} done, {self.failed} failed, {self.skipped} already done, "
             f"{self.tokens} tokens{cost} -> {self.output}"
         )
 
-
-Provider = ChatProvider | AgentProvider
+    def tally(self) -> Tally:
+        return Tally(
+            counts={
+                "pending": self.pending,
+                "done": self.done,
+                "failed": self.failed,
+                "already_done": self.skipped,
+                "tokens": self.tokens,
+                "cost": self.cost,
+            },
+            notes={"skipped": self.problems, "failed": self.failures},
+        )
 
 
 def make_provider(config: Config) -> Provider:
-    """The provider ``agent.provider`` names: ``chat``, or an agent CLI (``codex``, ``pi``)."""
-    return ChatProvider(config) if config.agent.provider == "chat" else AgentProvider(config)
+    """The registered provider ``agent.provider`` names, for ``config``."""
+    return PROVIDERS[config.agent.provider](config)
 
 
 def plan(config: Config, provider: Provider, *, resume: bool, limit: int | None) -> tuple[list[PromptSpec], Summary]:
@@ -82,12 +94,16 @@ async def generate(
     *,
     concurrency: int | None = None,
     on_update: Callable[[Summary], None] | None = None,
+    execute: Callable[[PromptSpec], Awaitable[dict[str, Any]]] | None = None,
 ) -> Summary:
     """Run the pending prompts, at most ``concurrency`` at a time, keeping outputs as they finish.
 
-    Rows an earlier run could not write are moved into place first; an output that cannot be written
-    raises :class:`OutputError` once the prompts in flight have finished."""
+    ``execute`` runs one prompt attempt and keeps its output (default: ``provider.run``; the Ray
+    executor of :mod:`teich.generate.distributed` runs it on the cluster). Rows an earlier run could not
+    write are moved into place first; an output that cannot be written raises :class:`OutputError`
+    once the prompts in flight have finished."""
     gate = asyncio.Semaphore(concurrency or config.concurrency)
+    attempt = execute or provider.run
     stopped: list[OutputError] = []
 
     async def one(spec: PromptSpec) -> None:
@@ -95,7 +111,7 @@ async def generate(
             if stopped:
                 return  # the output cannot be written: ask for nothing more
             try:
-                await _run_prompt(config, provider, spec, summary)
+                await _run_prompt(config, attempt, provider.attempts, spec, summary)
             except OutputError as error:
                 stopped.append(error)
             if on_update:
@@ -111,13 +127,19 @@ async def generate(
     return summary
 
 
-async def _run_prompt(config: Config, provider: Provider, spec: PromptSpec, summary: Summary) -> None:
-    """One prompt, retried whole for agents; one that keeps failing is recorded in the failures folder."""
+async def _run_prompt(
+    config: Config,
+    execute: Callable[[PromptSpec], Awaitable[dict[str, Any]]],
+    attempts: int,
+    spec: PromptSpec,
+    summary: Summary,
+) -> None:
+    """One prompt, tried whole up to ``attempts`` times; one that keeps failing is recorded in the
+    failures folder."""
     failure = config.output.failures_dir / f"{spec.key}.json"
-    attempts = _run_attempts(config, provider)
     for attempt in range(1, attempts + 1):
         try:
-            metadata = await provider.run(spec)
+            metadata = await execute(spec)
         except GenerationError as error:
             if attempt < attempts:
                 continue
@@ -138,12 +160,7 @@ async def _run_prompt(config: Config, provider: Provider, spec: PromptSpec, summ
 
 
 # Usage keys that count tokens in rows written by Teich (chat) or converted from agent sessions.
-_TOKEN_KEYS = {"input_tokens", "output_tokens", "input", "output"}
-
-
-def _run_attempts(config: Config, provider: Provider) -> int:
-    """Whole runs to try: the chat provider retries each request itself; an agent run is retried whole."""
-    return 1 if isinstance(provider, ChatProvider) else config.retry.max_attempts
+_TOKEN_KEYS = frozenset({"input_tokens", "output_tokens", "input", "output"})
 
 
 def _failure(config: Config, spec: PromptSpec, error: str, output: str) -> dict[str, Any]:

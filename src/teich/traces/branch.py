@@ -10,7 +10,7 @@ _FOLLOWS = "taken to follow the entry written before it"
 
 def relink(
     records: list[Record], id_key: str, parent_key: str, *, absent: bool = True, dangling: str | None = "before"
-) -> list[tuple[Record, str]]:
+) -> list[tuple[Record | None, str]]:
     """Repair damaged links in place (the records are the reader's own), and say which and why.
 
     An entry (after the first) is taken to follow the entry written before it when it lacks the parent
@@ -20,7 +20,7 @@ def relink(
     """
     everywhere = {record.get(id_key) for record in records}
     written: set[Any] = set()
-    repaired: list[tuple[Record, str]] = []
+    repaired: list[tuple[Record | None, str]] = []
     previous = None
     for record in records:
         if record.get(id_key) is None:
@@ -53,8 +53,8 @@ def active_branch(records: list[dict[str, Any]], id_key: str, parent_key: str) -
         parent_of.append(latest.get(node.get(parent_key)))
         latest[node[id_key]] = index
     branch: list[dict[str, Any]] = []
-    index = len(nodes) - 1 if nodes else None
-    while index is not None:
-        branch.append(nodes[index])
-        index = parent_of[index]
+    at: int | None = len(nodes) - 1 if nodes else None
+    while at is not None:
+        branch.append(nodes[at])
+        at = parent_of[at]
     return branch[::-1]

@@ -11,7 +11,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import lru_cache
 from importlib.resources import files
 from typing import Any
 
@@ -56,7 +56,7 @@ def version_key(version: str | None) -> tuple[int, ...] | None:
     return tuple(int(part) for part in match.group().split(".")) if match else None
 
 
-@cache
+@lru_cache(maxsize=8)  # bounded, by agent name: each session would read its agent's catalog again (6 ms)
 def _entries(agent: str) -> tuple[tuple[tuple[int, ...], Catalog], ...]:
     """An agent's catalog entries with their version keys, oldest first; empty without a catalog."""
     resource = files("teich.traces") / "catalogs" / f"{agent}.json"

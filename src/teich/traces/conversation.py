@@ -14,14 +14,16 @@ import copy
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, cast
 
 from teich.schema import (
     Content,
     FunctionCall,
     Message,
+    Role,
     ToolCall,
     TrainingExample,
     parse_arguments,
@@ -100,14 +102,14 @@ class Conversation:
         if role == "user" and isinstance(content, str) and is_harness_context(content):
             role = "developer"
         self._close_turn()
-        self.messages.append(Message(role=role, content=content or "", **fields))
+        self.messages.append(Message(role=cast(Role, role), content=content or "", **fields))
 
     def assistant(
         self,
         *,
         text: str | None = None,
         reasoning: str | None = None,
-        tool_calls: list[ToolCall] = (),
+        tool_calls: Sequence[ToolCall] = (),
         train: bool | None = None,
     ) -> None:
         """A fragment of the current assistant turn; consecutive fragments merge into one message
@@ -149,7 +151,7 @@ class Conversation:
         name = name or self._call_names.get(call_id)
         self.add("tool", content, tool_call_id=call_id, name=name, is_error=is_error or None)
 
-    def leave_out_orphan(self, call_id: str) -> None:
+    def leave_out_orphan(self, call_id: object) -> None:
         """Leave out a tool result that answers no call (its call's record is missing or unusable), noted."""
         self.skip(f"tool result {call_id!r} answers no call before it (left out)")
         self.leave_out("tool result with no call before it")
@@ -187,7 +189,7 @@ class Conversation:
         if count:
             self.left_out[reason] += count
 
-    def restart(self, trace_type: str, carry: list[Message] = ()) -> None:
+    def restart(self, trace_type: str, carry: Sequence[Message] = ()) -> None:
         """End the current context (it becomes a row) and begin a new one with ``carry``: what the
         model saw first after a compaction (its system prompt, the summary, any messages kept)."""
         row = self.example(trace_type, keep_result_tail=False)
@@ -309,7 +311,7 @@ def _image_source(part: dict[str, Any]) -> str:
     if isinstance(source, dict):  # Anthropic: {"type": "base64", "media_type", "data"} or {"type": "url", "url"}
         if source.get("data"):
             return f"data:{source.get('media_type', 'image/png')};base64,{source['data']}"
-        return source.get("url", "")
+        return str(source.get("url", ""))
     if part.get("data"):  # Pi: {"type": "image", "data", "mimeType"}
         return f"data:{part.get('mimeType', 'image/png')};base64,{part['data']}"
     url = part.get("image_url") or part.get("url") or part.get("image") or ""

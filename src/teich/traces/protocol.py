@@ -3,21 +3,20 @@
 A format is one module in :mod:`teich.traces.formats` that defines ``FORMAT``, an instance of a
 :class:`TraceFormat` subclass: how to recognise its records (``matches``), how to read its files
 (``read``, JSON lines by default), which records it cannot use (``check``: a field it reads has the
-wrong type) and how to turn a session into rows (``convert``). The registry imports every module of
-that package, so adding a format is adding one module.
+wrong type) and how to turn a session into rows (``convert``). The registry (:data:`FORMATS`, a
+:class:`~teich.registry.Registry`) imports every module of that package, so adding a format is adding
+one module; ``FORMATS.registered(fmt)`` adds one for the length of a block.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar
 
+from teich.registry import Registry
 from teich.schema import TrainingExample
 from teich.traces.reader import TraceFile, read_trace_file
 
@@ -31,8 +30,8 @@ class Converted:
 
     rows: list[TrainingExample] = field(default_factory=list)
     left_out: Counter[str] = field(default_factory=Counter)
-    skipped: list[tuple[Record, str]] = field(default_factory=list)
-    repaired: list[tuple[Record, str]] = field(default_factory=list)
+    skipped: list[tuple[Record | None, str]] = field(default_factory=list)
+    repaired: list[tuple[Record | None, str]] = field(default_factory=list)
 
 
 class TraceFormat(ABC):
@@ -64,28 +63,24 @@ class TraceFormat(ABC):
         return read_trace_file(path)
 
 
-@cache
-def registered_formats() -> tuple[TraceFormat, ...]:
-    """Every format in :mod:`teich.traces.formats`, in detection order."""
-    from teich.traces import formats
+def _detection_order(trace_format: TraceFormat) -> tuple[int, str]:
+    return trace_format.priority, trace_format.name
 
-    found = []
-    for module_info in pkgutil.iter_modules(formats.__path__):
-        module = importlib.import_module(f"{formats.__name__}.{module_info.name}")
-        trace_format = getattr(module, "FORMAT", None)
-        if isinstance(trace_format, TraceFormat):
-            found.append(trace_format)
-    return tuple(sorted(found, key=lambda f: (f.priority, f.name)))
+
+#: Every format in :mod:`teich.traces.formats`, in detection order.
+FORMATS: Registry[TraceFormat] = Registry("FORMAT", ("teich.traces.formats",), order=_detection_order)
+
+
+def registered_formats() -> tuple[TraceFormat, ...]:
+    """Every registered format, in detection order."""
+    return tuple(FORMATS)
 
 
 def find_format(records: list[Record]) -> TraceFormat | None:
     """The first registered format that recognises these records."""
-    return next((f for f in registered_formats() if f.matches(records)), None)
+    return next((f for f in FORMATS if f.matches(records)), None)
 
 
 def format_named(name: str) -> TraceFormat:
     """The registered format called ``name``."""
-    for trace_format in registered_formats():
-        if trace_format.name == name:
-            return trace_format
-    raise KeyError(name)
+    return FORMATS[name]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from teich.errors import RecordError
 
@@ -66,7 +66,7 @@ def read_trace_file(path: Path) -> TraceFile:
         if data_suffix(path) == ".json":
             _read_document_or_lines(trace, _read_all(path))
             return trace
-        with _opened(path) as stream:
+        with open_decompressed(path) as stream:
             _read_lines(trace, stream)
         if not trace.records and len(trace.problems) > 1:  # a pretty-printed JSON document under a .jsonl name
             document = TraceFile(path)
@@ -79,7 +79,7 @@ def read_trace_file(path: Path) -> TraceFile:
 
 
 def _read_all(path: Path) -> bytes:
-    with _opened(path) as stream:
+    with open_decompressed(path) as stream:
         return stream.read()
 
 
@@ -91,10 +91,11 @@ def _read_document_or_lines(trace: TraceFile, data: bytes) -> None:
 
 
 @contextmanager
-def _opened(path: Path) -> Iterator[IO[bytes]]:
+def open_decompressed(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` opened for reading bytes, decompressed when it ends in ``.gz`` or ``.zst``."""
     if path.suffix == ".gz":
         with gzip.open(path, "rb") as stream:
-            yield stream
+            yield cast(IO[bytes], stream)
     elif path.suffix == ".zst":
         import zstandard
 

@@ -1,7 +1,8 @@
 """Where rows come from: files, folders, Hugging Face dataset ids and ``datasets.Dataset`` objects.
 
-:func:`iter_examples` turns any of them into normalized :class:`TrainingExample` rows, recording
-in a :class:`LoadReport` what it read, what it dropped and why, and which inputs it could not use.
+:func:`iter_examples` turns any of them into normalized :class:`TrainingExample` rows, read as one
+:class:`LoadOptions` says, recording in a :class:`LoadReport` what it read, what it dropped and why,
+and which inputs it could not use.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeAlias, overload
 
 import datasets
 from pydantic import ValidationError
 
-from teich.errors import RecordError, TeichError
+from teich.errors import RecordError, TeichError, first_line
+from teich.reports import Report, Tally
 from teich.schema import FEATURES, TrainingExample, drop_nulls
 from teich.traces import TraceFormat, find_format, registered_formats
 from teich.traces.catalog import offered_tools
@@ -35,19 +37,37 @@ from teich.traces.reader import (
     surrogates_replaced,
 )
 
-Source = str | Path | datasets.Dataset | datasets.DatasetDict | dict[str, Any] | list[dict[str, Any]]
+Source: TypeAlias = str | Path | datasets.Dataset | datasets.DatasetDict | dict[str, Any] | list[dict[str, Any]]
 Outcome = TrainingExample | str  # a row, or the reason it was dropped
 TRACE_SUFFIXES = (".jsonl", ".ndjson", ".json", ".parquet")  # JSON lines and JSON also gzip- or zstd-compressed
 TOOLS_SNAPSHOT = "tools.json"
-_NOT_TRACES = {TOOLS_SNAPSHOT, "dataset_info.json", "state.json", "dataset_dict.json", "config.json"}
+# A dataset's own files, and the manifest `teich extract` writes beside the sessions it gathers.
+_NOT_TRACES = frozenset(
+    {TOOLS_SNAPSHOT, "dataset_info.json", "state.json", "dataset_dict.json", "config.json", "manifest.jsonl"}
+)
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 _SPLITS = ("train", "test", "validation", "valid", "dev", "eval")
 logger = logging.getLogger("teich")
 
 
+@dataclass(frozen=True)
+class LoadOptions:
+    """How sources are read: which Hub split, revision and token, how many rows, which rows are kept,
+    and whom to tell about each file."""
+
+    split: str = "train"
+    revision: str | None = None
+    token: str | None = None
+    max_examples: int | None = None
+    drop_incomplete_traces: bool = True
+    on_file: Callable[[str], None] | None = None
+
+
 @dataclass
-class LoadReport:
+class LoadReport(Report):
     """What loading read, kept and dropped."""
+
+    kind = "load"
 
     rows: int = 0
     files: int = 0
@@ -70,32 +90,36 @@ class LoadReport:
             parts.append(f"{len(self.repairs)} records repaired")
         return ", ".join(parts)
 
+    def tally(self) -> Tally:
+        return Tally(
+            counts={"rows": self.rows, "files": self.files},
+            reasons={"dropped": self.dropped, "left_out": self.left_out},
+            notes={"skipped": [str(p) for p in self.problems], "repaired": [str(r) for r in self.repairs]},
+        )
+
 
 def iter_examples(
-    source: Source | Iterable[Source],
-    report: LoadReport,
-    *,
-    split: str = "train",
-    revision: str | None = None,
-    token: str | None = None,
-    drop_incomplete_traces: bool = True,
-    on_file: Callable[[str], None] | None = None,
+    source: Source | Iterable[Source], report: LoadReport, options: LoadOptions = LoadOptions()
 ) -> Iterator[TrainingExample]:
-    """Normalized rows from every input in ``source``; see the module docstring.
+    """Normalized rows from every input in ``source``, at most ``options.max_examples``; see the module docstring.
 
     A session stored twice (a copied or migrated folder) yields its rows once.
     """
     seen: set[str] = set()
-    for outcome in _raw_examples(source, report, split, revision, token, on_file):
+    kept = 0
+    for outcome in _raw_examples(source, report, options):
         if isinstance(outcome, str):
             report.dropped[outcome] += 1
-        elif drop_incomplete_traces and not trace_is_complete(outcome):
+        elif options.drop_incomplete_traces and not trace_is_complete(outcome):
             report.dropped["ends on a tool result"] += 1
         elif _already_seen(outcome, seen):
             report.dropped["same session already loaded from another file"] += 1
         else:
             report.rows += 1
             yield outcome
+            kept += 1
+            if options.max_examples is not None and kept >= options.max_examples:
+                return  # before reading any further input
 
 
 def _already_seen(example: TrainingExample, seen: set[str]) -> bool:
@@ -111,16 +135,17 @@ def _already_seen(example: TrainingExample, seen: set[str]) -> bool:
 
 
 def trace_is_complete(row: TrainingExample | dict[str, Any]) -> bool:
-    """Whether a conversation ends on an assistant turn (not on a tool result or user turn)."""
-    messages = row.messages if isinstance(row, TrainingExample) else row["messages"]
-    last = messages[-1] if messages else None
-    role = getattr(last, "role", None) or (last or {}).get("role")
-    return role == "assistant"
+    """Whether the conversation of ``row`` (a :class:`TrainingExample` or its record) ends on an
+    assistant turn, not on a tool result or a user turn."""
+    if isinstance(row, TrainingExample):
+        return bool(row.messages) and row.messages[-1].role == "assistant"
+    messages = row["messages"]
+    return bool(messages) and messages[-1].get("role") == "assistant"
 
 
-def _raw_examples(source, report, split, revision, token, on_file):
+def _raw_examples(source: Source | Iterable[Source], report: LoadReport, options: LoadOptions) -> Iterator[Outcome]:
     if isinstance(source, datasets.DatasetDict):
-        source = _split_of(source, split, "dataset")
+        source = _split_of(source, options.split, "dataset")
     if isinstance(source, datasets.Dataset):
         yield from _dataset_examples(source, "<dataset>", report)
     elif isinstance(source, dict):  # one row, as a plain dict
@@ -128,27 +153,27 @@ def _raw_examples(source, report, split, revision, token, on_file):
     elif isinstance(source, list) and source and all(isinstance(item, dict) for item in source):
         yield from _row_examples(source, "<rows>", report)
     elif isinstance(source, (str, Path)):
-        yield from _path_examples(source, report, split, revision, token, on_file)
+        yield from _path_examples(source, report, options)
     elif isinstance(source, Iterable):
         for item in source:
-            yield from _raw_examples(item, report, split, revision, token, on_file)
+            yield from _raw_examples(item, report, options)
     else:
         raise TeichError(f"cannot load traces from a {type(source).__name__}")
 
 
-def _path_examples(source, report, split, revision, token, on_file):
+def _path_examples(source: str | Path, report: LoadReport, options: LoadOptions) -> Iterator[Outcome]:
     path = Path(source).expanduser()
     if not path.exists():
         if isinstance(source, str) and _HUB_ID.match(source) and data_suffix(path) not in TRACE_SUFFIXES:
-            path = _download(source, revision, token)
-            files = _split_files(_trace_files(path), split)
+            path = _download(source, options.revision, options.token)
+            files = _split_files(_trace_files(path), options.split)
         else:
             report.problems.append(Problem(str(source), None, "no such file or folder"))
             return
     elif path.is_dir() and (path / "dataset_info.json").exists():
         saved = datasets.load_from_disk(str(path))
         if isinstance(saved, datasets.DatasetDict):
-            saved = _split_of(saved, split, str(path))
+            saved = _split_of(saved, options.split, str(path))
         yield from _dataset_examples(saved, str(path), report)
         return
     else:
@@ -157,8 +182,8 @@ def _path_examples(source, report, split, revision, token, on_file):
         report.problems.append(Problem(str(path), None, f"no trace files ({', '.join(TRACE_SUFFIXES)}) found"))
         return
     for file in files:
-        if on_file:
-            on_file(str(file))
+        if options.on_file:
+            options.on_file(str(file))
         report.files += 1
         yield from _file_examples(file, report, _tool_snapshot(file, path))
 
@@ -224,7 +249,7 @@ def _tool_snapshot(file: Path, root: Path) -> list[dict[str, Any]] | None:
     return None
 
 
-def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]] | None):
+def _file_examples(file: Path, report: LoadReport, snapshot: list[dict[str, Any]] | None) -> Iterator[Outcome]:
     if file.suffix == ".parquet":
         try:
             rows = datasets.Dataset.from_parquet(str(file))
@@ -295,13 +320,15 @@ def _unknown_row(file_format: TraceFormat, row: dict[str, Any]) -> str:
     return "unknown row format"
 
 
-def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport):
+def _dataset_examples(dataset: datasets.Dataset, where: str, report: LoadReport) -> Iterator[Outcome]:
     """Rows of an Arrow table, where ``null`` marks keys a row never had (and no text holds a lone surrogate:
     Arrow text is UTF-8)."""
     yield from _row_examples((drop_nulls(row) for row in dataset), where, report, checked=True)
 
 
-def _row_examples(rows: Iterable[dict[str, Any]], where: str, report: LoadReport, checked: bool = False):
+def _row_examples(
+    rows: Iterable[dict[str, Any]], where: str, report: LoadReport, checked: bool = False
+) -> Iterator[Outcome]:
     """Rows as they are, each first checked for nesting and lone surrogates as a file's records are when
     read, unless ``checked`` (Arrow rows: their text is UTF-8, their nesting the schema's)."""
     report.files += 1
@@ -384,8 +411,32 @@ def _describe(error: Exception) -> str:
     if isinstance(error, ValidationError):
         detail = error.errors()[0]
         return f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}"
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+    return first_line(error, typed=True)
+
+
+@overload
+def load_traces(
+    source: Source | Iterable[Source],
+    split: str = ...,
+    revision: str | None = ...,
+    token: str | None = ...,
+    max_examples: int | None = ...,
+    drop_incomplete_traces: bool = ...,
+    return_report: Literal[False] = ...,
+) -> datasets.Dataset: ...
+
+
+@overload
+def load_traces(
+    source: Source | Iterable[Source],
+    split: str = ...,
+    revision: str | None = ...,
+    token: str | None = ...,
+    max_examples: int | None = ...,
+    drop_incomplete_traces: bool = ...,
+    *,
+    return_report: Literal[True],
+) -> tuple[datasets.Dataset, LoadReport]: ...
 
 
 def load_traces(
@@ -399,21 +450,26 @@ def load_traces(
 ) -> datasets.Dataset | tuple[datasets.Dataset, LoadReport]:
     """Load agent traces or chat rows from any source into a normalized ``datasets.Dataset``.
 
-    ``source`` is a file, a folder (searched recursively), a Hugging Face dataset id, a
-    ``datasets.Dataset`` (or ``DatasetDict``), row dicts, or a list of these. Rows are in the storage form of
-    :meth:`TrainingExample.to_record`; read one back with :meth:`TrainingExample.from_record`.
-    Rows ending on a tool result are dropped unless ``drop_incomplete_traces=False``; what was
-    dropped and which inputs could not be read are logged, and returned with ``return_report=True``.
+    Rows are in the storage form of :meth:`TrainingExample.to_record`; read one back with
+    :meth:`TrainingExample.from_record`. What was dropped and which inputs could not be read are logged.
+
+    ``source``: a file, a folder (searched recursively), a Hugging Face dataset id, a
+    ``datasets.Dataset`` (or ``DatasetDict``), row dicts, or a list of these.
+    ``split``, ``revision``, ``token``: which split and revision of a Hub dataset (or a
+    ``DatasetDict``) to read, and the Hub token to read it with.
+    ``max_examples``: stop after this many rows (no further input is read).
+    ``drop_incomplete_traces``: drop rows that end on a tool result or a user turn.
+    ``return_report``: also return the :class:`LoadReport`.
     """
     report = LoadReport()
-    rows = []
-    examples = iter_examples(
-        source, report, split=split, revision=revision, token=token, drop_incomplete_traces=drop_incomplete_traces
+    options = LoadOptions(
+        split=split,
+        revision=revision,
+        token=token,
+        max_examples=max_examples,
+        drop_incomplete_traces=drop_incomplete_traces,
     )
-    for example in examples:
-        rows.append(example.to_record())
-        if max_examples is not None and len(rows) >= max_examples:
-            break
+    rows = [example.to_record() for example in iter_examples(source, report, options)]
     if not rows and report.problems and not report.dropped:
         raise TeichError(f"no traces could be read: {report.problems[0]}")
     _log(report)

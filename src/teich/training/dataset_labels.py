@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from teich.errors import TeichError
+from teich.reports import Report, Tally
 from teich.training.labels import IGNORE_INDEX, Policy, TokenSpans, label_array, span_mask, stored_token_spans
 from teich.training.spans import KINDS
 
@@ -27,8 +28,10 @@ NO_SPANS = TokenSpans((), ())
 
 
 @dataclass
-class MaskAudit:
+class MaskAudit(Report):
     """What labels train: rows, tokens, supervised tokens per kind (where spans are known)."""
+
+    kind = "audit"
 
     rows: int = 0
     tokens: int = 0
@@ -43,6 +46,18 @@ class MaskAudit:
         return (
             f"{self.rows} rows, {self.tokens} tokens, {self.supervised} supervised ({share:.1%}): {kinds or 'none'}; "
             f"{self.fully_masked_rows} rows fully masked, {self.capped_rows} capped"
+        )
+
+    def tally(self) -> Tally:
+        return Tally(
+            counts={
+                "rows": self.rows,
+                "tokens": self.tokens,
+                "supervised": self.supervised,
+                "fully_masked_rows": self.fully_masked_rows,
+                "capped_rows": self.capped_rows,
+            },
+            reasons={"supervised_by_kind": self.by_kind},
         )
 
     def count(self, labels: np.ndarray, spans: TokenSpans, kinds: frozenset[str], cap: int | None) -> None:
@@ -61,9 +76,14 @@ class MaskAudit:
 
 
 def relabel(dataset: datasets.Dataset, **policy: Any) -> datasets.Dataset:
-    """The dataset with ``labels`` for this policy (:class:`~teich.training.labels.Policy` fields), derived from
-    the token positions of its ``spans`` without rendering or tokenizing; every other column is kept
-    and the policy is recorded in the result's ``info``."""
+    """The dataset with ``labels`` for this policy, derived from the token positions of its ``spans``
+    without rendering or tokenizing; every other column is kept and the policy is recorded in the
+    result's ``info``.
+
+    ``dataset``: a dataset made by :func:`~teich.prepare_data` (with ``input_ids`` and ``spans``).
+    ``policy``: :class:`~teich.Policy` fields (``train_on_reasoning=False``, ...); unset ones keep
+    their defaults.
+    """
     chosen = Policy.of(policy)
     table = arrow_table(dataset)
     labels, report = label_column(row_arrays(table.column("input_ids")), stored_spans(table), chosen)
@@ -72,8 +92,12 @@ def relabel(dataset: datasets.Dataset, **policy: Any) -> datasets.Dataset:
 
 
 def audit(dataset: datasets.Dataset, **policy: Any) -> MaskAudit:
-    """What the dataset's labels train (per kind where it has spans); given policy options, what
-    :func:`relabel` with them would train."""
+    """What the dataset's labels train (per kind where it has spans).
+
+    ``dataset``: a dataset with ``labels`` (made by :func:`~teich.prepare_data` or :func:`relabel`).
+    ``policy``: :class:`~teich.Policy` fields; when given, the audit says what :func:`relabel` with
+    them would train instead.
+    """
     table = arrow_table(dataset)
     if policy:
         return label_column(row_arrays(table.column("input_ids")), stored_spans(table), Policy.of(policy))[1]
@@ -91,27 +115,45 @@ def audit(dataset: datasets.Dataset, **policy: Any) -> MaskAudit:
 
 
 def preview(dataset: datasets.Dataset, index: int, tokenizer: Any, *, color: bool | None = None) -> str:
-    """Row ``index`` of a dataset with labels, its trained text marked (see :func:`preview_sft_example`)."""
+    """Row ``index`` of ``dataset`` (which has labels), its trained text marked (see :func:`preview_sft_example`).
+
+    ``tokenizer`` decodes the row's ``input_ids``; ``color`` as in :func:`preview_sft_example`.
+    """
     _require_labels(dataset)
     row = dataset[index]
     return preview_sft_example(tokenizer, row["input_ids"], row["labels"], color=color)
 
 
 def preview_sft_example(tokenizer: Any, input_ids: list[int], labels: list[int], *, color: bool | None = None) -> str:
-    """A row's text with trained and masked tokens told apart: green vs dim in a terminal,
-    ``[[`` trained ``]]`` markers otherwise."""
+    """A row's text with trained and masked tokens told apart.
+
+    ``tokenizer`` decodes ``input_ids``; a token trains where its entry in ``labels`` is not -100.
+    ``color``: green trained text and dim masked text (ANSI colours) when true, ``[[`` trained ``]]``
+    markers when false; by default colours when standard output is a terminal.
+    """
     color = sys.stdout.isatty() if color is None else color
     trained = [label != IGNORE_INDEX for label in labels]
     pieces, start = [], 0
     for end in range(1, len(input_ids) + 1):
         if end == len(input_ids) or trained[end] != trained[start]:
-            text = tokenizer.decode(input_ids[start:end])
+            text = _decoded_after(tokenizer, input_ids, start, end)
             if color:
                 pieces.append(f"\033[32m{text}\033[0m" if trained[start] else f"\033[2m{text}\033[0m")
             else:
                 pieces.append(f"[[{text}]]" if trained[start] else text)
             start = end
     return "".join(pieces)
+
+
+def _decoded_after(tokenizer: Any, input_ids: list[int], start: int, end: int) -> str:
+    """``input_ids[start:end]`` decoded as it reads after the token before it: a SentencePiece decoder
+    drops the leading space of every decode call (``▁is`` alone is ``is``), so each run is decoded
+    after its previous token and that token's own text removed."""
+    if start == 0:
+        return str(tokenizer.decode(input_ids[start:end]))
+    before = str(tokenizer.decode(input_ids[start - 1 : start]))
+    both = str(tokenizer.decode(input_ids[start - 1 : end]))
+    return both[len(before) :] if both.startswith(before) else str(tokenizer.decode(input_ids[start:end]))
 
 
 def _require_labels(dataset: datasets.Dataset) -> None:
@@ -160,7 +202,7 @@ def stored_spans(table: pa.Table) -> list[TokenSpans]:
 def has_token_positions(table: pa.Table) -> bool:
     if "spans" not in table.column_names:
         return False
-    first = next((records for records in table.column("spans").to_pylist() if records), [])
+    first: list[dict[str, Any]] = next((records for records in table.column("spans").to_pylist() if records), [])
     return bool(first) and first[0].get("token_start") is not None
 
 

@@ -110,6 +110,17 @@ class TokenSpans:
     trains: tuple[bool | None, ...] = ()
 
 
+def encode(texts: list[str], tokenizer: Any) -> list[Any]:
+    """The texts' encodings (ids and character offsets) in one batched fast-tokenizer call, tokenized
+    exactly as ``apply_chat_template`` does (a single text is encoded alone, which keeps the
+    tokenizer's thread pool out of forked workers)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise TeichError("a fast tokenizer (PreTrainedTokenizerFast) is needed for character offsets")
+    if len(texts) == 1:
+        return [tokenizer._tokenizer.encode(texts[0], add_special_tokens=False)]
+    return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
+
+
 def token_spans(spans: Sequence[Span], encoding: Any) -> TokenSpans:
     """Map character spans onto the tokens that overlap them (``encoding`` from a fast tokenizer)."""
     ranges = []
@@ -148,7 +159,7 @@ def _overlapping(offsets: Sequence[tuple[int, int]], span: Span) -> tuple[int, i
     return first, max(first, last)
 
 
-def label_array(input_ids: Sequence[int], spans: TokenSpans, policy: Policy) -> np.ndarray:
+def label_array(input_ids: Sequence[int] | np.ndarray, spans: TokenSpans, policy: Policy) -> np.ndarray:
     """Labels (int64) that train the tokens of the spans the policy selects, at most its cap (the first ones)."""
     trained = _mask(len(input_ids), spans.ranges, policy.selects(spans))
     if policy.max_supervised_tokens is not None:

@@ -32,7 +32,7 @@ from teich.training.dataset_labels import (
     with_columns,
 )
 from teich.training.dataset_labels import audit as audit_labels
-from teich.training.labels import Policy, TokenSpans, token_spans, window
+from teich.training.labels import Policy, TokenSpans, encode, token_spans, window
 from teich.training.spans import Span
 
 ADVICE = (
@@ -42,15 +42,17 @@ ADVICE = (
 
 
 def mask_data(trainer: Any, *, tokenizer: Any = None, audit: bool = True, **policy: Any) -> Any:
-    """Relabel the trainer's datasets for this policy (:class:`~teich.training.labels.Policy` fields).
+    """Relabel the datasets of ``trainer`` (a TRL ``SFTTrainer``) for this policy; return the trainer.
 
-    Returns the trainer.
+    ``tokenizer``: the one that made the datasets; by default the trainer's ``processing_class``.
+    ``audit``: print the train dataset's :class:`MaskAudit`.
+    ``policy``: :class:`~teich.Policy` fields (``train_on_tools=True``, ...).
 
     ``max_supervised_tokens`` defaults to the trainer's ``max_length`` for the rows it relabels
     (so it caps only rows the trainer did not truncate) and to the prepared cap for rows it keeps.
     Raises when the policy leaves every row without a supervised token, and when packed rows
-    (which have lost their spans) were prepared with another policy. The train dataset's
-    :class:`MaskAudit` is printed when ``audit=True``; :func:`teich.audit` recomputes it.
+    (which have lost their spans) were prepared with another policy. :func:`teich.audit` recomputes
+    the printed audit.
     """
     requested = Policy.of(policy)
     args = getattr(trainer, "args", None)
@@ -144,7 +146,7 @@ class _Job:
         if self.tokenizer is None:
             raise TeichError("mask_data needs the tokenizer to place the spans on tokens")
         records, texts = table.column("spans").to_pylist(), table.column("text").to_pylist()
-        encodings = self.tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False)
+        encodings = encode(texts, self.tokenizer)
         eos = getattr(self.tokenizer, "eos_token_id", None)
         spans = []
         for index, (ids, encoding) in enumerate(zip(token_rows, encodings, strict=True)):

@@ -14,26 +14,26 @@ import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import datasets
 import numpy as np
 import pyarrow as pa
 
-from teich.errors import TeichError
+from teich.errors import TeichError, TemplateError
 from teich.parallel import can_fork, fork_map
+from teich.reports import Report, Tally
 from teich.schema import TrainingExample
 from teich.traces.conversation import tool_name
-from teich.traces.sources import LoadReport, Source, iter_examples
+from teich.traces.sources import LoadOptions, LoadReport, Source, iter_examples
 from teich.training.dataset_labels import arrow_dataset, label_column, policy_note, require_training
-from teich.training.labels import Policy, TokenSpans, token_spans
+from teich.training.labels import Policy, TokenSpans, encode, token_spans
 from teich.training.render import (
     ParallelToolCalls,
     Reasoning,
     RenderedRow,
-    TemplateError,
     render_row,
     template_messages,
 )
@@ -44,8 +44,10 @@ OversizedPolicy = Literal["drop", "trim_followups", "error"]
 
 
 @dataclass
-class PrepareReport:
+class PrepareReport(Report):
     """What ``prepare_data`` kept, changed and dropped, and why."""
+
+    kind = "prepare"
 
     rows_in: int = 0
     kept_row_ids: list[int] = field(default_factory=list)
@@ -59,13 +61,56 @@ class PrepareReport:
     load: LoadReport = field(default_factory=LoadReport)
 
     def summary(self) -> str:
-        reasons = Counter(reason.split(":")[0] for reason in self.dropped.values())
         parts = [f"{len(self.kept_row_ids)} of {self.rows_in} rows kept"]
-        parts += [f"{n} dropped ({reason})" for reason, n in sorted(reasons.items())]
+        parts += [f"{n} dropped ({reason})" for reason, n in sorted(self._drop_reasons().items())]
         if self.trimmed:
             parts.append(f"{len(self.trimmed)} trimmed to fit {self.max_length} tokens")
         parts += [f"{note}: {n}" for note, n in sorted(self.notes.items())]
         return "; ".join(parts)
+
+    def tally(self) -> Tally:
+        return Tally(
+            counts={
+                "files": self.load.files,
+                "rows_in": self.rows_in,
+                "kept": len(self.kept_row_ids),
+                "dropped": len(self.dropped),
+                "oversized": len(self.oversized),
+                "trimmed": len(self.trimmed),
+                "tokens": sum(self.token_lengths),
+            },
+            reasons={
+                "not_loaded": self.load.dropped,
+                "left_out": self.load.left_out,
+                "dropped": self._drop_reasons(),
+                "noted": self.notes,
+            },
+            notes=self.load.tally().notes,
+        )
+
+    def _drop_reasons(self) -> Counter[str]:
+        """Dropped rows by the kind of reason (the text before any ``:`` detail)."""
+        return Counter(reason.split(":")[0] for reason in self.dropped.values())
+
+
+@overload
+def prepare_data(
+    source_or_dataset: Source | Iterable[Source] | dict[str, Any],
+    tokenizer: Any,
+    *,
+    return_report: Literal[False] = ...,
+    **options: Any,
+) -> datasets.Dataset: ...
+
+
+@overload
+def prepare_data(
+    source_or_dataset: Source | Iterable[Source] | dict[str, Any],
+    tokenizer: Any,
+    *,
+    return_report: Literal[True],
+    **options: Any,
+) -> tuple[datasets.Dataset, PrepareReport]: ...
 
 
 def prepare_data(
@@ -93,26 +138,36 @@ def prepare_data(
 ) -> datasets.Dataset | tuple[datasets.Dataset, PrepareReport]:
     """Render rows with the tokenizer's chat template and record their supervision spans.
 
-    ``source_or_dataset`` is anything :func:`teich.load_traces` takes, a list of those, or a mix
-    ``{"name": {"source": ..., "percentage": 80}, ...}``. Returns a ``datasets.Dataset`` with
-    ``text`` and ``spans``; with ``tokenize=True`` (the default) also ``input_ids``,
-    ``attention_mask``, ``num_tokens`` and ``labels`` for the policy (``train_on_*`` flags and
-    ``max_supervised_tokens``, see :class:`~teich.training.labels.Policy`), ready for TRL's ``SFTTrainer``
-    with any packing; the policy is recorded in the dataset's ``info``. With ``tokenize=False``
-    there are no labels (TRL would train every token) until ``mask_data`` relabels the built
-    trainer, and a warning says so. Rows that cannot be rendered or supervised raise with
-    ``strict=True``, and are dropped and reported with ``strict=False``.
-    ``oversized_policy`` handles rows longer than ``max_length`` tokens: ``"drop"`` them (kept for
-    the trainer to truncate when ``drop_oversized_examples=False``), ``"trim_followups"`` to the
-    longest prefix of whole user turns that fits, or ``"error"``. ``parallel_tool_calls`` says what
-    happens to a turn with several calls where the template renders one call per message (GPT-OSS):
-    ``"split"`` it into one-call turns, each followed by its result, in the order the results came,
-    or ``"drop"`` the row. ``reasoning`` is what the rendered history shows: ``"keep"`` every
-    message's reasoning (as the template renders it; templates such as Qwen3 leave out earlier
-    turns' reasoning, reported), only the ``"last"`` assistant message's, or ``"drop"`` all of it;
-    the report counts the messages whose reasoning was removed. ``num_proc`` renders and tokenizes
-    in that many forked processes (where the platform forks), for machines with more cores than
-    the tokenizer's own threads keep busy; the dataset is the same as in one process.
+    Returns a ``datasets.Dataset`` with ``text`` and ``spans``; with ``tokenize=True`` also
+    ``input_ids``, ``attention_mask``, ``num_tokens`` and ``labels`` for the policy, ready for TRL's
+    ``SFTTrainer`` with any packing; the policy is recorded in the dataset's ``info``.
+
+    ``source_or_dataset``: anything :func:`teich.load_traces` takes, a list of those, or a mix
+    ``{"name": {"source": ..., "percentage": 80}, ...}``.
+    ``tokenizer``: a ``transformers`` tokenizer with a chat template; rows render exactly as its
+    ``apply_chat_template`` renders them.
+    ``split``, ``revision``, ``token``, ``max_examples``: as in :func:`teich.load_traces`.
+    ``chat_template_kwargs``: extra variables for the template (``enable_thinking=False``, ...).
+    ``max_length``: the longest row in tokens; longer ones go by ``oversized_policy``: ``"drop"``
+    them, ``"trim_followups"`` to the longest prefix of whole user turns that fits, or ``"error"``.
+    ``drop_oversized_examples``: with ``"drop"``, ``False`` keeps them for the trainer to truncate.
+    ``tokenize``: tokenize and label; with ``False`` there are no labels (TRL would train every
+    token) until :func:`teich.mask_data` relabels the built trainer, and a warning says so.
+    ``teich_masking``: write ``labels`` for the policy (``False`` leaves labelling to the trainer).
+    ``strict``: rows that cannot be rendered or supervised raise; with ``False`` they are dropped
+    and reported.
+    ``validate_tools``: drop rows whose tool calls :func:`validate_tool_calls` finds problems in.
+    ``preserve_columns``: columns of a dataset source to carry into the result.
+    ``return_report``: also return the :class:`PrepareReport`.
+    ``num_proc``: render and tokenize in that many forked processes (where the platform forks), for
+    machines with more cores than the tokenizer's own threads keep busy; the result is the same.
+    ``parallel_tool_calls``: for a turn with several calls where the template renders one call per
+    message (GPT-OSS), ``"split"`` it into one-call turns, each followed by its result, in the order
+    the results came, or ``"drop"`` the row.
+    ``reasoning``: what the rendered history shows: ``"keep"`` every message's reasoning (as the
+    template renders it; templates such as Qwen3 leave out earlier turns' reasoning, reported), only
+    the ``"last"`` assistant message's, or ``"drop"`` all of it (counted in the report).
+    ``policy``: :class:`~teich.Policy` fields: ``train_on_*`` flags and ``max_supervised_tokens``.
     """
     if oversized_policy not in ("drop", "trim_followups", "error"):
         raise TeichError(f"oversized_policy must be 'drop', 'trim_followups' or 'error', not {oversized_policy!r}")
@@ -123,14 +178,14 @@ def prepare_data(
     profile = profile_template(tokenizer, kwargs)
     report = PrepareReport(max_length=max_length)
     with _gc_paused():  # the rows live until the end: full collections would walk them again and again
-        examples = _load(source_or_dataset, report.load, split, revision, token, max_examples)
+        options = LoadOptions(split=split, revision=revision, token=token, max_examples=max_examples)
+        examples = _load(source_or_dataset, report.load, options)
         report.rows_in = len(examples)
-        renderer = _Renderer(
-            tokenizer, profile, kwargs, parallel_tool_calls, reasoning, tokenize or max_length is not None
-        )
+        needs_tokens = tokenize or max_length is not None
+        renderer = _Renderer(tokenizer, profile, kwargs, parallel_tool_calls, reasoning, needs_tokens, validate_tools)
         rows: dict[int, RenderedRow] = {}
         encoded: dict[int, _Tokens] = {}
-        for row_id, outcome in enumerate(_prepare_all(examples, renderer, validate_tools, num_proc)):
+        for row_id, outcome in enumerate(_prepare_all(examples, renderer, num_proc)):
             if isinstance(outcome, str):
                 _reject(report, row_id, outcome, examples[row_id], strict)
                 continue
@@ -165,14 +220,10 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(source, load_report: LoadReport, split, revision, token, max_examples) -> list[TrainingExample]:
+def _load(source: Any, load_report: LoadReport, options: LoadOptions) -> list[TrainingExample]:
     if _is_mix(source):
-        return _mix(source, load_report, split, revision, token, max_examples)
-    examples = []
-    for example in iter_examples(source, load_report, split=split, revision=revision, token=token):
-        examples.append(example)
-        if max_examples is not None and len(examples) >= max_examples:
-            break
+        return _mix(source, load_report, options)
+    examples = list(iter_examples(source, load_report, options))
     if not examples:
         detail = f": {load_report.problems[0]}" if load_report.problems else f" ({load_report.summary()})"
         raise TeichError(f"no training rows could be loaded{detail}")
@@ -187,7 +238,7 @@ def _is_mix(source: Any) -> bool:
     )
 
 
-def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, max_examples) -> list[TrainingExample]:
+def _mix(mix: dict[str, dict[str, Any]], load_report: LoadReport, options: LoadOptions) -> list[TrainingExample]:
     """Rows of several sources in exactly the given proportions.
 
     The percentages are reduced to the smallest whole units (80/20 -> 4:1); the mix takes as many
@@ -200,21 +251,20 @@ def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, ma
         share = Fraction(str(spec.get("percentage", 100 / len(mix)))).limit_denominator(1000)
         if share <= 0:
             raise TeichError("every source in a mix needs a positive percentage")
-        rows = iter_examples(
-            spec["source"], load_report, split=spec.get("split", split), revision=revision, token=token
-        )
-        loaded.append((list(rows), share))
+        each = replace(options, split=spec.get("split", options.split), max_examples=None)
+        loaded.append((list(iter_examples(spec["source"], load_report, each)), share))
     scale = math.lcm(*(share.denominator for _, share in loaded))
     whole = [int(share * scale) for _, share in loaded]
     units = [n // math.gcd(*whole) for n in whole]
     repeats = min(len(rows) // unit for (rows, _), unit in zip(loaded, units, strict=True))
-    if max_examples is not None:
-        repeats = min(repeats, max_examples // sum(units))
+    if options.max_examples is not None:
+        repeats = min(repeats, options.max_examples // sum(units))
     counts = [repeats * unit for unit in units]
     if not repeats:  # not even one whole unit fits: approximate the shares instead
         weight = sum(share for _, share in loaded)
         total = min(len(rows) * weight / share for rows, share in loaded)
-        total = total if max_examples is None else min(total, max_examples)
+        if options.max_examples is not None:
+            total = min(total, Fraction(options.max_examples))
         counts = [math.floor(total * share / weight) for _, share in loaded]
     picked = [row for (rows, _), count in zip(loaded, counts, strict=True) for row in rows[:count]]
     if not picked:
@@ -224,7 +274,7 @@ def _mix(mix: dict[str, dict[str, Any]], load_report, split, revision, token, ma
 
 @dataclass(frozen=True)
 class _Renderer:
-    """How every row of one ``prepare_data`` call is rendered."""
+    """How every row of one ``prepare_data`` call is checked and rendered."""
 
     tokenizer: Any
     profile: TemplateProfile
@@ -232,6 +282,7 @@ class _Renderer:
     parallel_tool_calls: ParallelToolCalls
     reasoning: Reasoning
     tokenize: bool
+    validate_tools: bool
 
     def row(self, example: TrainingExample) -> RenderedRow:
         options = (self.parallel_tool_calls, self.reasoning)
@@ -251,32 +302,33 @@ class _Tokens:
 
 
 _Outcome = tuple[RenderedRow, _Tokens | None] | str
+_Trimmed = tuple[tuple[RenderedRow, _Tokens], int, int]  # the row, the user turns kept, the user turns
 
 
-def _prepare_all(examples, renderer: _Renderer, validate_tools, num_proc) -> list[_Outcome]:
+def _prepare_all(examples: list[TrainingExample], renderer: _Renderer, num_proc: int | None) -> list[_Outcome]:
     """Every row rendered (and tokenized), or why it cannot be used. In one process the texts are
     tokenized in one batched call; with ``num_proc`` each forked process renders and tokenizes its
     share of the rows, so the Python work of rendering runs on every core too."""
     if num_proc and num_proc > 1 and len(examples) >= 2 * num_proc and can_fork():
-        return fork_map(lambda i: _prepare_one(examples[i], renderer, validate_tools), len(examples), num_proc)
-    rendered = [_render_one(example, renderer, validate_tools) for example in examples]
+        return fork_map(lambda i: _prepare_one(examples[i], renderer), len(examples), num_proc)
+    rendered = [_render_one(example, renderer) for example in examples]
     if not renderer.tokenize:
         return [o if isinstance(o, str) else (o, None) for o in rendered]
-    encodings = iter(_tokenize([o.text for o in rendered if not isinstance(o, str)], renderer.tokenizer))
+    encodings = iter(encode([o.text for o in rendered if not isinstance(o, str)], renderer.tokenizer))
     return [o if isinstance(o, str) else (o, _Tokens.of(o, next(encodings))) for o in rendered]
 
 
-def _prepare_one(example: TrainingExample, renderer: _Renderer, validate_tools: bool) -> _Outcome:
-    outcome = _render_one(example, renderer, validate_tools)
+def _prepare_one(example: TrainingExample, renderer: _Renderer) -> _Outcome:
+    outcome = _render_one(example, renderer)
     if isinstance(outcome, str) or not renderer.tokenize:
         return outcome if isinstance(outcome, str) else (outcome, None)
-    (encoding,) = _tokenize([outcome.text], renderer.tokenizer)
+    (encoding,) = encode([outcome.text], renderer.tokenizer)
     return outcome, _Tokens.of(outcome, encoding)
 
 
-def _render_one(example, renderer: _Renderer, validate_tools) -> RenderedRow | str:
+def _render_one(example: TrainingExample, renderer: _Renderer) -> RenderedRow | str:
     """The rendered row, or why it cannot be used."""
-    if validate_tools:
+    if renderer.validate_tools:
         problems = validate_tool_calls(example)
         if problems:
             return f"invalid tool calls: {problems[0]}"
@@ -300,21 +352,20 @@ def _where(example: TrainingExample, row_id: int) -> str:
     return f"row {row_id}"
 
 
-def _tokenize(texts: list[str], tokenizer: Any) -> list[Any]:
-    """One batched fast-tokenizer call with offsets, exactly as ``apply_chat_template`` tokenizes
-    (a single text is encoded alone, which keeps the tokenizer's thread pool out of forked workers)."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise TeichError("a fast tokenizer (PreTrainedTokenizerFast) is needed for character offsets")
-    if len(texts) == 1:
-        return [tokenizer._tokenizer.encode(texts[0], add_special_tokens=False)]
-    return tokenizer._tokenizer.encode_batch(texts, add_special_tokens=False) if texts else []
-
-
-def _fit(rows, encoded, examples, renderer: _Renderer, report, policy, drop_oversized) -> None:
+def _fit(
+    rows: dict[int, RenderedRow],
+    encoded: dict[int, _Tokens],
+    examples: list[TrainingExample],
+    renderer: _Renderer,
+    report: PrepareReport,
+    policy: OversizedPolicy,
+    drop_oversized: bool,
+) -> None:
     """Apply the oversized policy to rows longer than ``report.max_length`` tokens; the report's notes
     count the changes made to the rows kept, so a dropped row's are taken back and a trimmed row's
     replaced by those of its prefix."""
     limit = report.max_length
+    assert limit is not None, "only rows with a max_length are fitted"
     for row_id in [i for i in rows if len(encoded[i].ids) > limit]:
         report.oversized.append(row_id)
         length = len(encoded[row_id].ids)
@@ -338,7 +389,7 @@ def _fit(rows, encoded, examples, renderer: _Renderer, report, policy, drop_over
         report.notes.update(row.notes)
 
 
-def _trim_followups(example: TrainingExample, renderer: _Renderer, limit: int):
+def _trim_followups(example: TrainingExample, renderer: _Renderer, limit: int) -> _Trimmed | None:
     """The longest prefix of whole user turns that fits, by binary search over the number of turns.
 
     A prefix ends right before a user message that follows an assistant turn, so it ends on the
@@ -360,9 +411,12 @@ def _trim_followups(example: TrainingExample, renderer: _Renderer, limit: int):
     return None
 
 
-def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Renderer, limit: int):
+def _longest_fitting(
+    example: TrainingExample, cuts: list[int], starts: list[int], renderer: _Renderer, limit: int
+) -> _Trimmed | None:
     """Binary search for the last cut whose prefix renders within ``limit`` tokens."""
-    best, low, high = None, 0, len(cuts) - 1
+    best: _Trimmed | None = None
+    low, high = 0, len(cuts) - 1
     while low <= high:
         middle = (low + high) // 2
         kept = sum(start < cuts[middle] for start in starts)
@@ -373,7 +427,7 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Ren
         except TemplateError:
             high = middle - 1
             continue
-        (encoding,) = _tokenize([row.text], renderer.tokenizer)
+        (encoding,) = encode([row.text], renderer.tokenizer)
         if len(encoding) <= limit:
             best = (row, _Tokens.of(row, encoding)), kept, len(starts)
             low = middle + 1
@@ -382,11 +436,18 @@ def _longest_fitting(example, cuts: list[int], starts: list[int], renderer: _Ren
     return best
 
 
-def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, policy: Policy) -> datasets.Dataset:
+def _to_dataset(
+    rows: dict[int, RenderedRow],
+    encoded: dict[int, _Tokens] | None,
+    examples: list[TrainingExample],
+    teich_masking: bool,
+    preserve_columns: list[str] | None,
+    policy: Policy,
+) -> datasets.Dataset:
     """The prepared rows as one Arrow table; token columns are built from flat arrays, not lists, and
     the labels' policy is recorded in the dataset's ``info``."""
     ids = sorted(rows)
-    spans = [encoded[i].spans for i in ids] if encoded is not None else [None] * len(ids)
+    spans: list[TokenSpans | None] = [encoded[i].spans for i in ids] if encoded is not None else [None] * len(ids)
     columns: dict[str, pa.Array] = {"text": pa.array([rows[i].text for i in ids], pa.string())}
     if teich_masking:
         columns["spans"] = _span_column([rows[i].spans for i in ids], spans)
@@ -399,7 +460,7 @@ def _to_dataset(rows, encoded, examples, teich_masking: bool, preserve_columns, 
         columns["attention_mask"] = pa.LargeListArray.from_arrays(offsets, np.ones(len(flat), np.int8))
         if teich_masking:
             columns["num_tokens"] = pa.array(np.diff(offsets))
-            columns["labels"], report = label_column(token_ids, spans, policy)
+            columns["labels"], report = label_column(token_ids, [encoded[i].spans for i in ids], policy)
             require_training(report, "the prepared dataset")
             info.description = policy_note(None, policy)
     for name in preserve_columns or []:
@@ -419,7 +480,7 @@ def _span_column(row_spans: list[list[Span]], token_ranges: list[TokenSpans | No
         "train": pa.array([s.train for s in flat], pa.bool_()),
     }
     if token_ranges and token_ranges[0] is not None:
-        bounds = np.array([r for ranges in token_ranges for r in ranges.ranges], np.int64).reshape(-1, 2)
+        bounds = np.array([r for ranges in token_ranges if ranges for r in ranges.ranges], np.int64).reshape(-1, 2)
         fields["token_start"], fields["token_end"] = pa.array(bounds[:, 0]), pa.array(bounds[:, 1])
     offsets = np.cumsum([0] + [len(spans) for spans in row_spans], dtype=np.int32)
     return pa.ListArray.from_arrays(offsets, pa.StructArray.from_arrays(list(fields.values()), list(fields)))
@@ -440,19 +501,23 @@ def row_fits_context(
     parallel_tool_calls: ParallelToolCalls = "split",
     reasoning: Reasoning = "keep",
 ) -> bool:
-    """Whether a row, rendered by the tokenizer's template as ``prepare_data`` renders it (messages
-    adapted to the template, see :func:`teich.training.render.template_messages`), is at most ``max_length`` tokens."""
+    """Whether ``row`` (a :class:`TrainingExample` or its record), rendered by the template of
+    ``tokenizer`` as :func:`prepare_data` renders it, is at most ``max_length`` tokens.
+
+    ``chat_template_kwargs``, ``parallel_tool_calls``, ``reasoning``: as in :func:`prepare_data`.
+    """
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     kwargs = dict(chat_template_kwargs or {})
     messages, _ = template_messages(example, profile_template(tokenizer, kwargs), parallel_tool_calls, reasoning)
-    (encoding,) = _tokenize([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
+    (encoding,) = encode([render(tokenizer, messages, example.tools, kwargs)], tokenizer)
     return len(encoding.ids) <= max_length
 
 
 def validate_tool_calls(row: TrainingExample | dict[str, Any]) -> list[str]:
-    """Problems with a row's tool calls: unnamed or undeclared tools, missing required arguments,
-    results that answer no call. Schemas Teich inferred from the calls (``metadata.inferred_tools``)
-    do not count as declared. An empty list means the calls are valid."""
+    """Problems with the tool calls of ``row`` (a :class:`TrainingExample` or its record): unnamed or
+    undeclared tools, missing required arguments, results that answer no call. Schemas Teich
+    inferred from the calls (``metadata.inferred_tools``) do not count as declared. An empty list
+    means the calls are valid."""
     example = row if isinstance(row, TrainingExample) else TrainingExample.from_record(row)
     inferred = set(example.metadata.get("inferred_tools") or [])
     schemas = {tool_name(t): t.get("function") or t for t in example.tools if tool_name(t) not in inferred}

@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from teich.errors import TeichError, TemplateError
+from teich.errors import TeichError, TemplateError, first_line
 from teich.schema import TrainingExample, text_of
 from teich.training.spans import Span, SpanError, locate_spans
 from teich.training.templates import TemplateProfile, render
@@ -56,7 +56,7 @@ def template_messages(
       (``parallel_tool_calls="split"``); with ``"drop"`` it is left as it is, and the row is dropped;
     - tool-call arguments are passed as JSON text where the template cannot take objects;
     - content with image parts becomes text, each image an ``[image]`` placeholder, where the
-      template cannot render parts (it would print them as a Python list).
+      template cannot render parts (it would print them as a Python list, or drop the images).
     """
     if parallel_tool_calls not in ("split", "drop"):
         raise TeichError(f"parallel_tool_calls must be 'split' or 'drop', not {parallel_tool_calls!r}")
@@ -158,7 +158,7 @@ def render_row(
     try:
         text = render(tokenizer, messages, example.tools, chat_template_kwargs)
     except Exception as error:  # Jinja raises whatever the template's author chose
-        raise TemplateError(f"the chat template cannot render it: {_first_line(error)}") from None
+        raise TemplateError(f"the chat template cannot render it: {first_line(error)}") from None
     try:
         located = locate_spans(text, messages, profile)
     except SpanError as error:
@@ -167,8 +167,11 @@ def render_row(
         span if messages[span.message].get("train") is None else replace(span, train=messages[span.message]["train"])
         for span in located.spans
     ]
-    if located.unrendered_reasoning:
-        notes["reasoning not rendered by the template"] += located.unrendered_reasoning
+    unrendered = located.unrendered_reasoning
+    if not profile.reasoning_key:  # a template that reads no reasoning field (Llama 3, Qwen2.5) renders none
+        unrendered = sum(1 for m in messages if m["role"] == "assistant" and m.get("reasoning_content"))
+    if unrendered:
+        notes["reasoning not rendered by the template"] += unrendered
     if any(profile.special_pattern.search(text_of(m.get("content"))) for m in messages):
         notes["special-token text inside content"] += 1
     return RenderedRow(text, spans, notes)
@@ -186,6 +189,3 @@ def _check_results(example: TrainingExample) -> None:
 def _part_text(part: dict[str, Any]) -> str:
     return part.get("text", "") if part.get("type") == "text" else IMAGE_PLACEHOLDER
 
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from teich.errors import TemplateError
@@ -24,7 +25,7 @@ from teich.training.templates import TemplateProfile
 ASSISTANT_KINDS = ("reasoning", "final_answer", "tool_call")
 CONTEXT_KINDS = ("system", "developer", "user", "tool_response")
 KINDS = ASSISTANT_KINDS + CONTEXT_KINDS
-_ROLE_KINDS = {"system": "system", "developer": "developer", "user": "user", "tool": "tool_response"}
+_ROLE_KINDS = MappingProxyType({"system": "system", "developer": "developer", "user": "user", "tool": "tool_response"})
 # Template text allowed between where generation starts and a turn's first piece, or between pieces.
 _MAX_SCAFFOLD = 256
 
@@ -78,13 +79,15 @@ def _locate_context(walk: _Walk, message: dict[str, Any], index: int, previous: 
     if not parts:
         return cursor
     gaps = profile.gaps.get(f"{previous}>{message['role']}", ())
-    start = end = None
+    start: int | None = None
+    end = cursor
     for part in parts:
         found = _find(text, part, cursor, gaps if start is None else ())
         if found is None:
             raise SpanError(f"message {index} ({message['role']}) is not in the rendered text")
         start = found[0] if start is None else start
         cursor = end = found[1]
+    assert start is not None, "a message has at least one part"
     located.spans.append(Span(_ROLE_KINDS[message["role"]], start, end, index))
     return cursor
 
@@ -180,7 +183,11 @@ def _after_arguments(text: str, arguments: Any, position: int) -> int:
         rendered = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
         if not rendered.strip():
             continue
-        found = _find(text, rendered, position, (), limit=position + _MAX_SCAFFOLD)
+        # Qwen3.5's template writes a boolean or null with Jinja's ``string`` filter (True, False, None):
+        # the JSON form would only be found further on, in the text after the call
+        forms = [rendered, str(value)] if isinstance(value, bool) or value is None else [rendered]
+        matches = [_find(text, form, position, (), limit=position + _MAX_SCAFFOLD) for form in forms]
+        found = min((m for m in matches if m is not None), default=None)
         if found is None:
             break
         position = found[1]

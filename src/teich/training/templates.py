@@ -20,6 +20,7 @@ import functools
 import json
 import os
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ def _tool_schema(name: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name, "description": "probe", "parameters": parameters}}
 
 
-_PROBE_TOOLS = [_tool_schema(_FN), _tool_schema(_FN2)]
+_PROBE_TOOLS = (_tool_schema(_FN), _tool_schema(_FN2))
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,9 @@ def render(
     add_generation_prompt: bool = False,
 ) -> str:
     """The tokenizer's own chat template rendering, as text."""
-    return tokenizer.apply_chat_template(
+    return str(tokenizer.apply_chat_template(
         messages, tools=tools or None, tokenize=False, add_generation_prompt=add_generation_prompt, **kwargs
-    )
+    ))
 
 
 def profile_template(tokenizer: Any, chat_template_kwargs: dict[str, Any] | None = None) -> TemplateProfile:
@@ -99,10 +100,11 @@ def special_tokens(tokenizer: Any) -> tuple[str, ...]:
 
 
 class _TokenizerKey:
-    """Hashable handle on a tokenizer: equal when the chat template and special tokens are equal."""
+    """Hashable handle on a tokenizer: equal when the chat template and special tokens are equal. It
+    holds the tokenizer weakly, so the profile cache keeps these values and never a tokenizer alive."""
 
     def __init__(self, tokenizer: Any) -> None:
-        self.tokenizer = tokenizer
+        self.tokenizer = weakref.ref(tokenizer)
         self.key = (tokenizer.chat_template, special_tokens(tokenizer), type(tokenizer).__name__)
 
     def __hash__(self) -> int:
@@ -112,7 +114,7 @@ class _TokenizerKey:
         return isinstance(other, _TokenizerKey) and self.key == other.key
 
 
-def _message(role: str, content: str, **fields: Any) -> dict[str, Any]:
+def _message(role: str, content: Any, **fields: Any) -> dict[str, Any]:
     return {"role": role, "content": content, **fields}
 
 
@@ -121,9 +123,12 @@ def _call(name: str, call_id: str, as_text: bool = False) -> dict[str, Any]:
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+# Profiling renders some 30 probe conversations (10-30 ms), and row_fits_context profiles on every call:
+# the profiles of the last 64 (template, special tokens, kwargs) values are kept, bounded and by value.
 @functools.lru_cache(maxsize=64)
 def _profile(handle: _TokenizerKey, kwargs_json: str) -> TemplateProfile:
-    probe = _Probe(handle.tokenizer, json.loads(kwargs_json), special_tokens(handle.tokenizer))
+    tokenizer = handle.tokenizer()  # alive: a cache miss is computed for the caller's own handle
+    probe = _Probe(tokenizer, json.loads(kwargs_json), special_tokens(tokenizer))
     system, user, answer = _message("system", _S), _message("user", _U), _message("assistant", _A)
     question, reply = _message("user", _U2), _message("assistant", _A2)
     result = _message("tool", _T, tool_call_id="call_probe", name=_FN)
@@ -175,7 +180,7 @@ class _Probe:
         self.added = tuple(tokenizer.get_added_vocab()) + specials
 
     def text(self, messages: list[dict[str, Any]], *, tools: bool = False, generate: bool = False) -> str:
-        tool_schemas = _PROBE_TOOLS if tools else None
+        tool_schemas = list(_PROBE_TOOLS) if tools else None
         return render(self.tokenizer, messages, tool_schemas, self.kwargs, add_generation_prompt=generate)
 
     def renders(self, messages: list[dict[str, Any]], *needles: str, tools: bool = False) -> bool:
@@ -279,7 +284,9 @@ class _Probe:
         if not self.renders([parts, answer], _A):
             return False
         text = self.text([parts, answer])
-        return "teichprobepixels" not in text and "'type'" not in text
+        # the image must leave a mark: GLM-4.5's template keeps the text parts and drops the image
+        imageless = self.text([_message("user", [{"type": "text", "text": _U}]), answer])
+        return "teichprobepixels" not in text and "'type'" not in text and text != imageless
 
     def renders_reasoning_beside_calls(self, user: dict[str, Any], caller: dict[str, Any] | None) -> bool:
         key = self.reasoning_key(user)
@@ -316,5 +323,5 @@ def _union(gap_maps: Iterable[dict[str, set[str]]]) -> dict[str, tuple[str, ...]
 def _probe_word(message: dict[str, Any]) -> str:
     """The probe word that marks a probe message (a tool-call turn is marked by its last call's name)."""
     if message.get("tool_calls"):
-        return message["tool_calls"][-1]["function"]["name"]
-    return message["content"]
+        return str(message["tool_calls"][-1]["function"]["name"])
+    return str(message["content"])

@@ -6,7 +6,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from teich.errors import TeichError
+from teich.errors import TeichError, last_line
 
 
 def agents_root() -> Path:
@@ -31,6 +31,5 @@ def ensure_installed(package: str, version: str, entry: str) -> Path:
     except subprocess.TimeoutExpired:
         raise TeichError(f"installing {package}@{version} with npm took over 15 minutes") from None
     if done.returncode != 0 or not (prefix / entry).exists():
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise TeichError(f"npm could not install {package}@{version}: {last}")
+        raise TeichError(f"npm could not install {package}@{version}: {last_line(done.stderr) or 'no output'}")
     return prefix

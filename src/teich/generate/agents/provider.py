@@ -1,6 +1,12 @@
 """Running one prompt through an agent CLI: a fresh workspace and home, the CLI in its sandbox with a
 wall-clock limit, follow-ups resumed in the same session, then the native session file copied into
-the output unchanged, the workspace snapshotted, and the trace checked for completeness."""
+the output unchanged, the workspace snapshotted, and the trace checked for completeness.
+
+Each agent CLI is an :class:`AgentCli`: one module in :mod:`teich.generate.agents.clis` whose
+``PROVIDER`` describes how it is installed, configured, started and resumed, and where it writes its
+native session file; it is registered as the provider of its name (see :mod:`teich.generate.providers`).
+Every CLI points at the configured endpoint through an isolated home, so nothing of the user's own
+agent configuration or sessions is read or written."""
 
 from __future__ import annotations
 
@@ -10,43 +16,96 @@ import os
 import shutil
 import signal
 import subprocess
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from teich.errors import GenerationError, OutputError, TeichError
+from teich.errors import GenerationError, OutputError, TeichError, last_line
 from teich.files import write_json_atomic
-from teich.generate.agents.clis import AGENT_CLIS, API_KEY_ENV, offered_tools
 from teich.generate.agents.install import ensure_installed
-from teich.generate.agents.sandbox import Sandbox, choose_backend, ensure_image
+from teich.generate.agents.sandbox import Sandbox, choose_backend
 from teich.generate.config import Config
 from teich.generate.output import RESUME_HINT, cannot_write, spill_paths
 from teich.generate.prompts import PromptSpec
+from teich.generate.providers import PROVIDERS
 from teich.schema import TrainingExample
-from teich.traces.sources import TOOLS_SNAPSHOT, LoadReport, iter_examples, trace_is_complete
+from teich.traces.catalog import offered_tools as catalog_tools
+from teich.traces.sources import TOOLS_SNAPSHOT, LoadOptions, LoadReport, iter_examples, trace_is_complete
+
+API_KEY_ENV = "TEICH_AGENT_API_KEY"
+
+
+@dataclass(frozen=True)
+class AgentCli(ABC):
+    """An agent CLI Teich drives: a pinned npm package and its executable (``entry``, inside the install
+    prefix). Called with a config, it is the provider that runs it."""
+
+    name: str
+    package: str
+    version: str
+    entry: str
+
+    def __call__(self, config: Config) -> AgentProvider:
+        return AgentProvider(config, self)
+
+    def install(self) -> Path:
+        """The CLI's install prefix on the host, installed from npm on first use."""
+        return ensure_installed(self.package, self.version, self.entry)
+
+    def offered_tools(self) -> list[dict[str, Any]]:
+        """The tool schemas the pinned CLI offers the model (recorded from its requests; the catalog is
+        named like the trace type, ``claude_code`` for ``claude-code``)."""
+        catalog = catalog_tools(self.name.replace("-", "_"), self.version)
+        if catalog is None:
+            raise TeichError(f"no tool catalog for the {self.name} CLI")
+        return catalog.tools
+
+    @abstractmethod
+    def setup(self, home: Path, config: Config, base_url: str) -> dict[str, str]:
+        """Write the CLI's configuration into ``home``, pointing at ``base_url`` (the endpoint as seen from
+        the sandbox); return the environment variables the CLI needs besides ``HOME`` and the key."""
+
+    @abstractmethod
+    def command(self, executable: str, prompt: str, workspace: Path, session: str | None, config: Config) -> list[str]:
+        """The command line of one turn: a new session in ``workspace``, or ``session`` resumed."""
+
+    @abstractmethod
+    def session_id(self, stdout: str, home: Path) -> str | None:
+        """The session the first turn started, from what it printed or wrote."""
+
+    @abstractmethod
+    def session_file(self, home: Path, session: str | None) -> Path | None:
+        """The native session file of ``session``, if the CLI wrote one."""
+
+
+def agent_clis() -> tuple[AgentCli, ...]:
+    """The registered providers that are agent CLIs, by name."""
+    return tuple(provider for provider in PROVIDERS if isinstance(provider, AgentCli))
 
 
 class AgentProvider:
-    """Runs prompts through the configured agent CLI; one native session file per prompt."""
+    """Runs prompts through one agent CLI in the configured sandbox; one native session file per prompt."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, cli: AgentCli) -> None:
         self.config = config
-        self.cli = AGENT_CLIS[config.agent.provider]
+        self.cli = cli
         self.backend = choose_backend(config.sandbox.backend)
         self.output = config.output.traces_dir
         self._setup: tuple[Sandbox, Path | None] | None = None
 
+    @property
+    def attempts(self) -> int:
+        """An agent run that fails is retried whole, up to ``retry.max_attempts`` times."""
+        return self.config.retry.max_attempts
+
     def _sandbox(self) -> tuple[Sandbox, Path | None]:
-        """The sandbox and the CLI's install on the host, prepared on first use: the agents image for
-        docker (where the CLI is on the image's PATH), an npm install otherwise."""
+        """The sandbox and the CLI's install on the host, prepared on first use: the backend's image
+        where it has one (the CLI comes with it), an npm install otherwise."""
         if self._setup is None:
-            if self.backend == "docker":
-                pins = {"CODEX_VERSION": AGENT_CLIS["codex"].version, "PI_VERSION": AGENT_CLIS["pi"].version}
-                self._setup = Sandbox("docker", ensure_image(pins), self.config.sandbox.network), None
-            else:
-                self._setup = (
-                    Sandbox(self.backend, network=self.config.sandbox.network),
-                    ensure_installed(self.cli.package, self.cli.version, self.cli.entry),
-                )
+            image = self.backend.prepare()
+            sandbox = Sandbox(self.backend, image, self.config.sandbox.network)
+            self._setup = sandbox, None if image else self.cli.install()
         return self._setup
 
     def existing(self) -> int:
@@ -115,7 +174,7 @@ class AgentProvider:
         (the loaders apply it to sessions that declare no tools of their own)."""
         path = self.output / TOOLS_SNAPSHOT
         if not path.exists():
-            write_json_atomic(path, offered_tools(self.cli.name, self.cli.version))
+            write_json_atomic(path, self.cli.offered_tools())
 
     async def _turn(self, argv: list[str], env: dict[str, str], workspace: Path, spec: PromptSpec) -> str:
         limit = self.config.retry.timeout_seconds
@@ -135,7 +194,7 @@ class AgentProvider:
             await process.wait()
             raise GenerationError(f"{self.cli.name} did not finish within {limit:g} s and was killed") from None
         if process.returncode != 0:
-            detail = _last_line(stderr) or _last_line(stdout) or "no output"
+            detail = last_line(stderr) or last_line(stdout) or "no output"
             raise GenerationError(
                 f"{self.cli.name} exited with code {process.returncode}: {detail}", _tail(stderr + stdout)
             )
@@ -182,7 +241,7 @@ def _copy_atomic(source: Path, target: Path) -> None:
 def _complete_row(session: Path) -> TrainingExample | None:
     """The session converted to a row, if it converts and ends on an assistant turn."""
     try:
-        rows = list(iter_examples(session, LoadReport(), drop_incomplete_traces=False))
+        rows = list(iter_examples(session, LoadReport(), LoadOptions(drop_incomplete_traces=False)))
     except TeichError:
         return None
     return rows[0] if len(rows) == 1 and trace_is_complete(rows[0]) else None
@@ -195,20 +254,18 @@ async def _clone(repository: str, workspace: Path) -> None:
     )
     _, stderr = await process.communicate()
     if process.returncode != 0:
-        raise GenerationError(f"cannot clone {repository}: {_last_line(stderr)}")
+        raise GenerationError(f"cannot clone {repository}: {last_line(stderr)}")
 
 
 def _host_env() -> dict[str, str]:
     """What the sandbox (or docker client) itself needs from our environment; nothing else leaks in."""
-    keep = ("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY")
-    keep += ("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT")
+    keep = (
+        *("PATH", "LANG", "LC_ALL", "SSL_CERT_FILE", "SSL_CERT_DIR", "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY"),
+        *("DOCKER_HOST", "DOCKER_CONFIG", "DOCKER_CONTEXT"),
+    )
     return {name: os.environ[name] for name in keep if name in os.environ}
 
 
 def _tail(data: bytes, lines: int = 200) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
 
-
-def _last_line(data: bytes) -> str:
-    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
-    return lines[-1].strip()[:300] if lines else ""

@@ -20,10 +20,10 @@ from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
 INSIDE_PORT = 41157  # on the sandbox's own loopback, where nothing else listens
-_HOP_BY_HOP = {
+_HOP_BY_HOP = frozenset({
     "connection", "expect", "host", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection",
     "te", "trailer", "transfer-encoding", "upgrade",
-}  # fmt: skip
+})  # fmt: skip
 _FORWARDER = """
 const net = require("node:net");
 const { spawn } = require("node:child_process");

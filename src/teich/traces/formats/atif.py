@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from teich.errors import RecordError
@@ -86,7 +87,8 @@ def _checked_steps(trajectory: Record) -> list[Record]:
         for call in step.get("tool_calls") or []:
             if not isinstance(call, dict) or "tool_call_id" not in call or "function_name" not in call:
                 raise RecordError(f"steps[{index}] has a tool call without 'tool_call_id' and 'function_name'")
-    return steps
+    checked: list[Record] = steps
+    return checked
 
 
 def _check_step(step: Record, where: str) -> None:
@@ -274,7 +276,7 @@ def _steps(messages: list[Message]) -> list[dict[str, Any]]:
     return steps
 
 
-_STEP_SOURCE = {"system": "system", "developer": "system", "user": "user", "assistant": "agent"}
+_STEP_SOURCE = MappingProxyType({"system": "system", "developer": "system", "user": "user", "assistant": "agent"})
 
 
 def _add_result(steps: list[dict[str, Any]], message: Message) -> None:
@@ -322,7 +324,7 @@ def _image_type(location: str) -> str:
 
 def _final_metrics(metadata: dict[str, Any], step_count: int) -> dict[str, Any]:
     """Totals where the row's metadata has them (usage spellings of the formats Teich reads), and the step count."""
-    usage = metadata.get("usage") if isinstance(metadata.get("usage"), dict) else {}
+    usage: dict[str, Any] = metadata["usage"] if isinstance(metadata.get("usage"), dict) else {}
     totals = {
         "total_prompt_tokens": _first_int(usage, "prompt_tokens", "input_tokens", "input"),
         "total_completion_tokens": _first_int(usage, "completion_tokens", "output_tokens", "output"),
@@ -336,7 +338,7 @@ def _final_metrics(metadata: dict[str, Any], step_count: int) -> dict[str, Any]:
 
 
 def _first_int(usage: dict[str, Any], *keys: str) -> int | None:
-    return next((usage[k] for k in keys if isinstance(usage.get(k), int) and not isinstance(usage[k], bool)), None)
+    return next((int(usage[k]) for k in keys if isinstance(usage.get(k), int) and not isinstance(usage[k], bool)), None)
 
 
 def _root_extra(example: TrainingExample) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from teich.schema import text_of
 from teich.traces.blocks import add_assistant_blocks
@@ -110,7 +110,7 @@ def _chosen_path(nodes: list[Record]) -> list[Record]:
     continued: set[str] = set()
     for record in talk:
         parent = parent_of.get(record["uuid"])
-        while parent in by_id and parent not in continued:
+        while parent is not None and parent in by_id and parent not in continued:
             continued.add(parent)
             parent = parent_of.get(parent)
     leaves = [r for r in talk if r["uuid"] not in continued]
@@ -146,10 +146,11 @@ def _trees(nodes: list[Record]) -> list[list[Record]]:
     root_of: dict[str, str] = {}
     trees: dict[str, list[Record]] = {}
     for record in nodes:
-        chain, uuid = [], record["uuid"]
-        while uuid not in root_of and uuid not in chain and parent_of.get(uuid) in by_id:
+        chain: list[str] = []
+        uuid: str = record["uuid"]
+        while uuid not in root_of and uuid not in chain and (parent := parent_of.get(uuid)) in by_id:
             chain.append(uuid)
-            uuid = parent_of[uuid]
+            uuid = cast(str, parent)
         root = root_of.get(uuid, uuid)
         for step in chain:
             root_of[step] = root
@@ -164,8 +165,8 @@ def _with_whole_responses(path: list[Record], nodes: list[Record]) -> list[Recor
     hang off different blocks), yet the model generated all of them."""
     blocks: dict[str, list[Record]] = {}
     for record in nodes:
-        if record.get("type") == "assistant" and _message_id(record):
-            blocks.setdefault(_message_id(record), []).append(record)
+        if record.get("type") == "assistant" and (message_id := _message_id(record)):
+            blocks.setdefault(message_id, []).append(record)
     whole: list[Record] = []
     done: set[str] = set()
     for record in path:
@@ -213,7 +214,7 @@ class _Thread:
         self.calls = {b.get("id") for r in nodes if r.get("type") == "assistant" for b in _blocks(r)}
         self.waiting: list[str] = []  # calls of the current turn still without a result
         self.placed: set[str] = set()
-        self.usage: dict[str, dict[str, Any]] = {}
+        self.usage: dict[Any, dict[str, Any]] = {}  # by response id (the record id where it has none)
         self.resume_filler = False
         self.preserved: list[str] = []  # what a compaction kept, to follow its summary
 
@@ -378,10 +379,10 @@ def _sidechains(nodes: list[Record]) -> list[list[Record]]:
 
 def _root(record: Record, by_id: dict[str, Record]) -> str:
     seen = set()
-    while _parent(record) in by_id and record["uuid"] not in seen:
+    while (parent := _parent(record)) is not None and parent in by_id and record["uuid"] not in seen:
         seen.add(record["uuid"])
-        record = by_id[_parent(record)]
-    return record["uuid"]
+        record = by_id[parent]
+    return str(record["uuid"])
 
 
 def _streamed_sub_agents(main: list[Record], path: Path | None) -> list[list[Record]]:
@@ -487,7 +488,7 @@ def _meta_sidecar(path: Path | None) -> dict[str, Any]:
     return {"sub_agent_meta": data} if isinstance(data, dict) else {}
 
 
-def _sum_usage(usages: Any) -> dict[str, int]:
+def _sum_usage(usages: Any) -> dict[str, int | float]:
     """Token counts summed over the responses (counts that are not numbers count nothing)."""
     usages = [u for u in usages if isinstance(u, dict)]
     return {key: sum(number(u.get(key)) for u in usages) for key in _USAGE_KEYS}

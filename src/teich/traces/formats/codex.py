@@ -215,9 +215,10 @@ class _Session:
         """A compaction: the next context is the history Codex replaced it with, when recorded;
         otherwise the system prompt, the initial context and the summary. The answer written just
         before the record is the summary, generated for the compaction request, not the user."""
-        summary = self.last_answer.strip() if self.last_answer else ""
+        answer = self.last_answer or ""
+        summary = answer.strip()
         if summary and (payload.get("message") or "").endswith("\n" + summary):  # the summary closes the message
-            self.conversation.retract_text(self.last_answer)
+            self.conversation.retract_text(answer)
             self.conversation.leave_out("compaction summary (answered the compaction request)")
         self._abort_pending()
         system = [m for m in self.conversation.messages[:1] if m.role == "system"]

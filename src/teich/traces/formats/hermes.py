@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 from pathlib import Path
 
+from teich.schema import json_or_value
 from teich.traces.checks import NULL, check_content, check_messages, check_tools, expect, field, json_value
 from teich.traces.conversation import Conversation, add_openai_message
 from teich.traces.protocol import Converted, Record, TraceFormat
@@ -69,10 +68,7 @@ def _check_messages(messages: list[Record]) -> None:
 
 def _failed(content: object) -> bool:
     """Hermes tools report failure inside their JSON result: a non-zero ``exit_code`` or an ``error``."""
-    result = content
-    if isinstance(content, str) and content.startswith("{"):
-        with contextlib.suppress(json.JSONDecodeError, RecursionError):
-            result = json.loads(content)
+    result = json_or_value(content, lenient=True) if isinstance(content, str) and content.startswith("{") else content
     return isinstance(result, dict) and (result.get("exit_code") not in (None, 0) or bool(result.get("error")))
 
 

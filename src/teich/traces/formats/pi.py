@@ -13,6 +13,7 @@ its summary, then the entries kept from ``firstKeptEntryId`` on. Texts follow Pi
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from teich.traces.branch import active_branch, relink
@@ -28,10 +29,12 @@ BRANCH_PREFIX = "The following is a summary of a branch that this conversation c
 BRANCH_SUFFIX = "</summary>"
 # Pi's read tool says this when the model cannot see images; the image is then replaced before sending.
 NON_VISION_NOTE = "The image will be omitted from this request."
-IMAGE_PLACEHOLDERS = {
-    "user": "(image omitted: model does not support images)",
-    "toolResult": "(tool image omitted: model does not support images)",
-}
+IMAGE_PLACEHOLDERS = MappingProxyType(
+    {
+        "user": "(image omitted: model does not support images)",
+        "toolResult": "(tool image omitted: model does not support images)",
+    }
+)
 
 
 _USAGE_KEYS = ("input", "output", "cacheRead", "cacheWrite")

@@ -4,13 +4,16 @@ and, in tool-use variants, ``function_call`` (JSON ``{"name", "arguments"}``) an
 from __future__ import annotations
 
 from pathlib import Path
+from types import MappingProxyType
 
 from teich.errors import RecordError
 from teich.traces.checks import NULL, check_call_name, check_content, check_tools, expect, field, json_value, objects
 from teich.traces.conversation import Conversation
 from teich.traces.protocol import Converted, Record, TraceFormat
 
-_ROLES = {"human": "user", "user": "user", "system": "system", "gpt": "assistant", "assistant": "assistant"}
+_ROLES = MappingProxyType(
+    {"human": "user", "user": "user", "system": "system", "gpt": "assistant", "assistant": "assistant"}
+)
 
 
 class ShareGPT(TraceFormat):

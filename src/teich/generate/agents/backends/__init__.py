@@ -1,0 +1,1 @@
+"""One module per sandbox backend; each defines ``BACKEND`` (see :mod:`teich.generate.agents.sandbox`)."""
