@@ -82,7 +82,7 @@ def ray_executor(config: Config, provider: Provider, concurrency: int | None = N
         where = address or "a new local one"
         raise TeichError(f"cannot connect to the Ray cluster at {where}: {first_line(error)}") from None
     try:
-        alive: list[Any] = [node for node in ray.nodes() if node.get("Alive")]  # type: ignore[no-untyped-call]
+        alive: list[Any] = [node for node in ray.nodes() if node.get("Alive")]
         nodes = len(alive)
         yield RayExecutor(config, provider, (concurrency or config.concurrency) * max(nodes, 1))
     finally:

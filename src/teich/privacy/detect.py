@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
 import phonenumbers
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
@@ -77,12 +77,13 @@ _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]*")
 @lru_cache(maxsize=1)
 def _library_detectors() -> tuple[tuple[str, RegexBasedDetector], ...]:
     """The library's regex detectors, each with the kind its finds are given."""
-    detectors = []
-    for secret_type, plugin in sorted(get_mapping_from_secret_type_to_class().items()):
+    detectors: list[tuple[str, RegexBasedDetector]] = []
+    mapping: dict[str, type] = get_mapping_from_secret_type_to_class()
+    for secret_type, plugin in sorted(mapping.items()):
         if secret_type in _LIBRARY_SKIPPED or not issubclass(plugin, RegexBasedDetector):
             continue
         kind = _LIBRARY_KINDS.get(secret_type) or re.sub(r"\W+", "_", secret_type.lower()).strip("_")
-        detectors.append((kind, cast("type[RegexBasedDetector]", plugin)()))
+        detectors.append((kind, plugin()))
     return tuple(detectors)
 
 
