@@ -1,6 +1,7 @@
-"""``teich generate`` with the real Codex, Pi and Claude Code CLIs (from npm) in a bubblewrap sandbox,
-against the scripted server speaking each CLI's wire protocol (Codex: Responses API over SSE; Pi: Chat
-Completions over SSE; Claude Code: Anthropic Messages API over SSE) on 127.0.0.1."""
+"""``teich generate`` with the real Codex, Pi and Claude Code CLIs (from npm) and Hermes Agent (from PyPI)
+in a bubblewrap sandbox, against the scripted server speaking each CLI's wire protocol (Codex: Responses
+API over SSE; Pi and Hermes: Chat Completions over SSE; Claude Code: Anthropic Messages API over SSE) on
+127.0.0.1."""
 
 from __future__ import annotations
 
@@ -33,9 +34,20 @@ pytestmark = pytest.mark.skipif(
     not (shutil.which("bwrap") and shutil.which("npm")), reason="needs bubblewrap and npm (.ci/run installs them)"
 )
 OUTSIDE = Path.home() / ".teich-sandbox-escape-test"
-SHELL = {"codex": ("exec_command", "cmd"), "pi": ("bash", "command"), "claude-code": ("Bash", "command")}
-WIRE = {"codex": "responses", "pi": "chat", "claude-code": "chat"}  # Claude Code speaks the Messages API whatever
-FIRST_RECORD = {"codex": "session_meta", "pi": "session", "claude-code": "queue-operation"}
+SHELL = {
+    "codex": ("exec_command", "cmd"),
+    "pi": ("bash", "command"),
+    "claude-code": ("Bash", "command"),
+    "hermes": ("terminal", "command"),
+}
+WIRE = {"codex": "responses", "pi": "chat", "claude-code": "chat", "hermes": "chat"}  # Claude Code: Messages API
+# what the native file's first record holds (Hermes' export is one session row)
+FIRST_RECORD = {
+    "codex": ("type", "session_meta"),
+    "pi": ("type", "session"),
+    "claude-code": ("type", "queue-operation"),
+    "hermes": ("source", "cli"),
+}
 SCHEMAS = {"claude-code": "declared"}  # its sessions record the tools sent; the others' rows take tools.json
 
 
@@ -45,9 +57,10 @@ def scripted_server():
         yield make
 
 
-@pytest.fixture(scope="module", params=["codex", "pi", "claude-code"])
+# Hermes starts slowly (about 5 s a turn): its runs of the shared tests are slow ones, bar the session below
+@pytest.fixture(scope="module", params=["codex", "pi", "claude-code", pytest.param("hermes", marks=pytest.mark.slow)])
 def agent(request) -> str:
-    PROVIDERS[request.param].install()  # npm, once per machine (cached)
+    PROVIDERS[request.param].install()  # npm or PyPI, once per machine (cached)
     return request.param
 
 
@@ -157,7 +170,8 @@ def test_agent_session_end_to_end(agent, tmp_path, agent_server):
     assert result.exit_code == 0, result.output + str(server.errors)
     (session,) = [p for p in (tmp_path / "output").glob("*.jsonl")]
     first = json.loads(session.read_text().splitlines()[0])
-    assert first["type"] == FIRST_RECORD[agent]  # the native file, unchanged
+    key, value = FIRST_RECORD[agent]
+    assert first[key] == value  # the native file, unchanged
     assert (tmp_path / "sandbox" / session.stem / "hello.txt").read_text() == "hello\nagain\n"
     (row,) = [TrainingExample.from_record(r) for r in load_traces(tmp_path / "output")]
     assert row.metadata["trace_type"] == agent.replace("-", "_")
@@ -187,6 +201,12 @@ def test_agent_session_end_to_end(agent, tmp_path, agent_server):
     (prepared,) = dataset
     tool_spans = [s for s in prepared["spans"] if s["kind"] == "tool_call"]
     assert len(tool_spans) == 2 and name in prepared["text"][tool_spans[0]["start"] : tool_spans[0]["end"]]
+
+
+@pytest.mark.parametrize("agent", ["hermes"], indirect=True)
+def test_hermes_session_end_to_end(agent, tmp_path, agent_server):
+    """The end-to-end session with Hermes in the default run (its other runs are slow ones)."""
+    test_agent_session_end_to_end(agent, tmp_path, agent_server)
 
 
 def test_sandbox_keeps_writes_inside_the_workspace(agent, tmp_path, agent_server):
@@ -231,7 +251,18 @@ def host_listener() -> Iterator[tuple[int, list[bytes]]]:
 
 def tool_outputs(folder: Path) -> list[str]:
     (row,) = [TrainingExample.from_record(r) for r in load_traces(folder)]
-    return [str(m.content) for m in row.messages if m.role == "tool"]
+    return [_printed(str(m.content)) for m in row.messages if m.role == "tool"]
+
+
+def _printed(content: str) -> str:
+    """What a shell command printed: Hermes' terminal tool returns it as JSON (``output``, ``error``)."""
+    try:
+        result = json.loads(content)
+    except json.JSONDecodeError:
+        return content
+    if not (isinstance(result, dict) and "output" in result):
+        return content
+    return f"{result['output']}\n{result.get('error') or ''}"
 
 
 def test_sandbox_holds(agent, tmp_path, agent_server, host_listener):
@@ -372,7 +403,7 @@ def test_docker_backend(tmp_path, scripted_server, monkeypatch):
     builds = [c for c in calls if c[0] == "build"]
     assert len(builds) == 1  # the second run found the image
     build = builds[0]
-    assert "CODEX_VERSION=0.169.0" in build and "PI_VERSION=0.73.1" in build
+    assert "CODEX_VERSION=0.169.0" in build and "PI_VERSION=0.73.1" in build and "HERMES_VERSION=0.19.0" in build
     assert build[build.index("--file") + 1].endswith("teich/generate/agents/Dockerfile")
     tag = build[build.index("--tag") + 1]
     assert tag.startswith("teich-agents:")

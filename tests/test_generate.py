@@ -257,3 +257,30 @@ def test_slow_server_times_out_and_fails(tmp_path, scripted_server):
     (failure,) = list((tmp_path / "failures").glob("*.json"))
     assert "APITimeoutError" in json.loads(failure.read_text())["error"]
     assert len(server.bodies) == 2 and rows_of(config) == []
+
+
+@pytest.mark.parametrize(
+    ("provider", "wire_api", "described"),
+    [
+        ("chat", "responses", "(responses API, custom)"),
+        ("codex", "responses", "(the codex agent CLI, npm `@openai/codex` 0.169.0; Responses API, custom)"),
+        ("pi", "chat", "(the pi agent CLI, npm `@mariozechner/pi-coding-agent` 0.73.1; Chat Completions API, custom)"),
+        (
+            "claude-code",
+            "chat",  # whatever wire_api says, Claude Code speaks the Messages API
+            "(the claude-code agent CLI, npm `@anthropic-ai/claude-code` 2.1.332; Anthropic Messages API, custom)",
+        ),
+        ("hermes", "responses", "(the hermes agent CLI, pypi `hermes-agent` 0.19.0; Chat Completions API, custom)"),
+    ],
+)
+def test_the_card_names_what_made_the_rows(tmp_path, provider, wire_api, described):
+    """An agent provider's card names the agent CLI, its pinned package and the API it spoke."""
+    from teich.generate.card import render_card
+    from teich.generate.config import Config
+
+    api = {"provider": "custom", "wire_api": wire_api, "base_url": "http://127.0.0.1:9/v1"}
+    config = Config.model_validate({"agent": {"provider": provider}, "model": {"model": "m"}, "api": api})
+    (line,) = [
+        line for line in render_card(config, [], ["train.jsonl"], 0).splitlines() if line.startswith("| provider |")
+    ]
+    assert line == f"| provider | `{provider}` {described} |"

@@ -69,7 +69,7 @@ def test_openrouter_base_url_and_sections_left_empty(tmp_path: Path) -> None:
         (MINIMAL + "concurency: 2\n", "config.yaml: concurency: unknown key (known keys: agent, model, api,"),
         (
             MINIMAL + "agent:\n  provider: claude\n",
-            "config.yaml: agent.provider: Input should be 'chat', 'claude-code', 'codex' or 'pi'",
+            "config.yaml: agent.provider: Input should be 'chat', 'claude-code', 'codex', 'hermes' or 'pi'",
         ),
         (MINIMAL + "concurrency: 0\n", "config.yaml: concurrency: Input should be greater than or equal to 1"),
         (MINIMAL + "  reasoning_effort: extreme\n", "config.yaml: model.reasoning_effort: Input should be 'minimal'"),

@@ -19,6 +19,7 @@ from teich import TrainingExample, detect_trace_type, load_traces
 from teich.traces import protocol
 
 TESTS_DATA = Path(__file__).resolve().parent / "data"
+SRC_CATALOGS = Path(__file__).resolve().parents[1] / "src" / "teich" / "traces" / "catalogs"
 
 
 def _write(path: Path, records: list[dict]) -> Path:
@@ -471,4 +472,5 @@ def test_hermes_failures_are_marked_and_offered_tools_come_from_its_catalog():
         == [bool(r.get("exit_code") or r.get("error")) for r in results]
         == [True, True]
     )
-    assert row.metadata["tool_schema_source"] == "catalog" and len(row.tools) == 18
+    catalog = json.loads((SRC_CATALOGS / "hermes.json").read_text())["entries"][-1]["tools"]
+    assert row.metadata["tool_schema_source"] == "catalog" and row.tools == catalog

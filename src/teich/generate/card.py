@@ -9,8 +9,10 @@ from typing import Any
 import yaml
 
 from teich.files import write_json_atomic, write_text_atomic
+from teich.generate.agents.provider import AgentCli
 from teich.generate.config import Config
 from teich.generate.output import cannot_write
+from teich.generate.providers import PROVIDERS
 from teich.traces.sources import TOOLS_SNAPSHOT
 
 CARD = "README.md"
@@ -32,6 +34,15 @@ def card_tags(config: Config) -> list[str]:
     if config.agent.provider == "chat":
         return ["conversational", "distillation", "teich", model]
     return ["agent-traces", config.agent.provider, "distillation", model, "teich"]
+
+
+def provider_line(config: Config) -> str:
+    """How the rows were made: for ``chat``, the wire API and ``api.provider``; for an agent provider, the
+    agent CLI and its pinned version, the API it speaks and ``api.provider``."""
+    provider = PROVIDERS[config.agent.provider]
+    if isinstance(provider, AgentCli):
+        return f"{provider.describe(config)}, {config.api.provider}"
+    return f"{config.api.wire_api} API, {config.api.provider}"
 
 
 def front_matter(front: dict[str, Any]) -> str:
@@ -57,7 +68,7 @@ Generated with [Teich](https://pypi.org/project/teich/) (`teich generate`).
 | rows | {len(rows)} |
 | rows with reasoning | {reasoning} |
 | prompts that failed | {failed} |
-| provider | `{config.agent.provider}` ({config.api.wire_api} API, {config.api.provider}) |
+| provider | `{config.agent.provider}` ({provider_line(config)}) |
 | model | `{config.model.model}` |
 
 ## Example row

@@ -6,14 +6,18 @@ Tasks are spread over the cluster's nodes (``SPREAD``) and take no CPU reservati
 waits on the model. At most ``concurrency`` per alive node are in flight, counted when the run starts.
 A worker that dies mid-prompt has its task retried by Ray (``RETRIES`` times) and then counts as a
 failed attempt; a driver that dies loses only the prompts in flight (``--resume`` finishes the rest).
+The provider, as registered in this process, goes to the workers pickled with the config; an agent's
+run sends back its session file and packed workspace (:class:`~teich.generate.agents.provider.AgentRun`).
 Ray is optional (``pip install "teich[ray]"``) and imported only here, on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,9 +25,10 @@ from typing import Any
 from teich.errors import ConfigError, GenerationError, TeichError, first_line
 from teich.generate.config import Config
 from teich.generate.prompts import PromptSpec
-from teich.generate.providers import PROVIDERS, Provider, SplitProvider
+from teich.generate.providers import PROVIDERS, Provider, ProviderFactory, SplitProvider
 
 RETRIES = 3  # times Ray reruns a task whose worker died
+LOOPBACK_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray keeps this process's addresses on 127.0.0.1
 
 
 class RayExecutor:
@@ -35,6 +40,7 @@ class RayExecutor:
         self.provider = provider
         self.slots = slots
         self._config = ray.put(config.for_worker())
+        self._factory = ray.put(PROVIDERS[config.agent.provider])  # one registered here runs there too
         self._task = ray.remote(_produce).options(
             num_cpus=0, max_retries=RETRIES, scheduling_strategy="SPREAD", name="teich-prompt"
         )
@@ -44,7 +50,7 @@ class RayExecutor:
         from ray.exceptions import RayError
 
         try:
-            failed, produced = await self._task.remote(self._config, spec)
+            failed, produced = await self._task.remote(self._config, self._factory, spec)
         except RayError as error:  # the task's workers died (RETRIES times), or the cluster went away
             raise GenerationError(f"ray: {first_line(error)}") from None
         if failed:
@@ -71,11 +77,12 @@ def ray_executor(config: Config, provider: Provider, concurrency: int | None = N
     for the block: an executor with ``concurrency`` (default ``config.concurrency``) slots per alive node."""
     if not isinstance(provider, SplitProvider):
         raise ConfigError(f"the {config.agent.provider} provider cannot run on Ray (execution.backend: ray)")
+    address = config.execution.address or os.environ.get("RAY_ADDRESS")
+    _stay_on_loopback(address)
     try:
         import ray
     except ImportError:
         raise TeichError('execution.backend ray needs Ray: pip install "teich[ray]"') from None
-    address = config.execution.address or os.environ.get("RAY_ADDRESS")
     try:
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
@@ -89,10 +96,30 @@ def ray_executor(config: Config, provider: Provider, concurrency: int | None = N
         ray.shutdown()
 
 
-def _produce(config: Config, spec: PromptSpec) -> tuple[bool, Any]:
-    """On a worker: run ``spec`` through the config's provider. ``(False, result)``, or ``(True, (message,
-    output))`` for a prompt that failed (a plain value: it crosses to the driver without Ray's wrapping)."""
-    provider = PROVIDERS[config.agent.provider](config)
+def _stay_on_loopback(address: str | None) -> None:
+    """Keep this process on loopback for a cluster at ``127.0.0.1:PORT`` (or ``localhost``, ``[::1]``): Ray
+    otherwise swaps a loopback address for this machine's interface address, where a head started with
+    ``--node-ip-address 127.0.0.1`` does not listen. Ray reads ``LOOPBACK_ONLY`` when imported; a Ray
+    imported earlier in this process gets the same setting in place."""
+    host = (address or "").removeprefix("ray://").rpartition(":")[0].strip("[]")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # no address, "auto", a host name
+        return
+    if not loopback:
+        return
+    os.environ[LOOPBACK_ONLY] = "0"
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def _produce(config: Config, factory: ProviderFactory, spec: PromptSpec) -> tuple[bool, Any]:
+    """On a worker: run ``spec`` through ``factory``'s provider for ``config``. ``(False, result)``, or
+    ``(True, (message, output))`` for a prompt that failed (a plain value: it crosses to the driver
+    without Ray's wrapping)."""
+    provider = factory(config)
     assert isinstance(provider, SplitProvider)  # checked by the driver
     try:
         return False, asyncio.run(_produce_closing(provider, spec))

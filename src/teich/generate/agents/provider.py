@@ -2,6 +2,12 @@
 wall-clock limit, follow-ups resumed in the same session, then the native session file copied into
 the output unchanged, the workspace snapshotted, and the trace checked for completeness.
 
+A run splits in two (a :class:`~teich.generate.providers.SplitProvider`): :meth:`AgentProvider.produce`
+runs the CLI in its sandbox and returns an :class:`AgentRun` (the session file's bytes and the workspace
+as a gzipped tar, at most :data:`SNAPSHOT_LIMIT` of its files), which pickles, so that it can run on a
+Ray worker; :meth:`AgentProvider.keep` writes it into the output where this process runs. A local run
+is the two in turn.
+
 Each agent CLI is an :class:`AgentCli`: one module in :mod:`teich.generate.agents.clis` whose
 ``PROVIDER`` describes how it is installed, configured, started and resumed, and where it writes its
 native session file; it is registered as the provider of its name (see :mod:`teich.generate.providers`).
@@ -16,14 +22,18 @@ import os
 import shutil
 import signal
 import subprocess
+import tarfile
+import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from teich.errors import GenerationError, OutputError, TeichError, last_line
-from teich.files import write_json_atomic
-from teich.generate.agents.install import ensure_installed
+from teich.files import write_json_atomic, write_text_atomic
+from teich.generate.agents.install import Registry, ensure_installed, installing
 from teich.generate.agents.sandbox import Sandbox, choose_backend
 from teich.generate.config import Config
 from teich.generate.output import RESUME_HINT, cannot_write, spill_paths
@@ -34,24 +44,52 @@ from teich.traces.catalog import offered_tools as catalog_tools
 from teich.traces.sources import TOOLS_SNAPSHOT, LoadOptions, LoadReport, iter_examples, trace_is_complete
 
 API_KEY_ENV = "TEICH_AGENT_API_KEY"
+WIRE_APIS = MappingProxyType({"chat": "Chat Completions API", "responses": "Responses API"})
+#: Bytes of workspace files a snapshot holds at most: files past it (in name order) are left out of
+#: ``sandbox/<key>/`` and listed in ``sandbox/<key>.omitted``, one path a line.
+SNAPSHOT_LIMIT = 1 << 30
+
+
+@dataclass(frozen=True)
+class AgentRun:
+    """What one prompt's agent run left, to be kept in the output (it pickles: it may come from a Ray
+    worker): the native session file's name and bytes, the workspace as a gzipped tar, the workspace
+    files left out of it (over :data:`SNAPSHOT_LIMIT`), and why packing it stopped early, if it did."""
+
+    session_name: str
+    session: bytes
+    workspace: bytes
+    omitted: tuple[str, ...] = ()
+    unreadable: str = ""
 
 
 @dataclass(frozen=True)
 class AgentCli(ABC):
-    """An agent CLI Teich drives: a pinned npm package and its executable (``entry``, inside the install
-    prefix). Called with a config, it is the provider that runs it."""
+    """An agent CLI Teich drives: a pinned package from ``registry`` (npm or PyPI) and its executable
+    (``entry``, inside the install prefix). Called with a config, it is the provider that runs it."""
 
     name: str
     package: str
     version: str
     entry: str
+    registry: Registry = "npm"
 
     def __call__(self, config: Config) -> AgentProvider:
         return AgentProvider(config, self)
 
     def install(self) -> Path:
-        """The CLI's install prefix on the host, installed from npm on first use."""
-        return ensure_installed(self.package, self.version, self.entry)
+        """The CLI's install prefix on the host, installed from its registry on first use."""
+        with installing():
+            return ensure_installed(self.package, self.version, self.entry, self.registry)
+
+    def describe(self, config: Config) -> str:
+        """What runs the prompts, for the dataset card: the CLI, its pinned package, and the API it speaks
+        to the endpoint."""
+        return f"the {self.name} agent CLI, {self.registry} `{self.package}` {self.version}; {self.api(config)}"
+
+    def api(self, config: Config) -> str:
+        """The API the CLI speaks to the endpoint (``api.wire_api``, where the CLI speaks both)."""
+        return WIRE_APIS[config.api.wire_api]
 
     def offered_tools(self) -> list[dict[str, Any]]:
         """The tool schemas the pinned CLI offers the model (recorded from its requests; the catalog is
@@ -78,6 +116,11 @@ class AgentCli(ABC):
     def session_file(self, home: Path, session: str | None) -> Path | None:
         """The native session file of ``session``, if the CLI wrote one."""
 
+    def finish(self, executable: str, session: str, home: Path) -> list[str] | None:
+        """A command run in the sandbox after the last turn that writes the native session file (an
+        export), or ``None`` where the turns write it themselves."""
+        return None
+
 
 def agent_clis() -> tuple[AgentCli, ...]:
     """The registered providers that are agent CLIs, by name."""
@@ -101,7 +144,7 @@ class AgentProvider:
 
     def _sandbox(self) -> tuple[Sandbox, Path | None]:
         """The sandbox and the CLI's install on the host, prepared on first use: the backend's image
-        where it has one (the CLI comes with it), an npm install otherwise."""
+        where it has one (the CLI comes with it), an install on the host otherwise."""
         if self._setup is None:
             image = self.backend.prepare()
             sandbox = Sandbox(self.backend, image, self.config.sandbox.network)
@@ -152,7 +195,11 @@ class AgentProvider:
         return None
 
     async def run(self, spec: PromptSpec) -> dict[str, Any]:
-        """Run a prompt and its follow-ups; return the converted row's metadata."""
+        """Run a prompt and its follow-ups and keep the session; return the converted row's metadata."""
+        return self.keep(spec, await self.produce(spec))
+
+    async def produce(self, spec: PromptSpec) -> AgentRun:
+        """Run a prompt and its follow-ups in a fresh sandbox; what they left, written nowhere."""
         sandbox, install = self._sandbox()
         with sandbox.run(self.config.base_url) as run:
             workspace, home = run.workspace, run.home
@@ -162,12 +209,42 @@ class AgentProvider:
             agent_env |= {API_KEY_ENV: self.config.api_key(), "TERM": "dumb", "NO_COLOR": "1"}
             executable = str(install / self.cli.entry) if install else self.cli.name
             session = None
+
+            async def sandboxed(argv: list[str]) -> str:
+                sandboxed_argv = run.command(argv, install=install, env=list(agent_env))
+                return await self._turn(sandboxed_argv, _host_env() | agent_env, workspace)
+
             for prompt in (spec.prompt, *spec.follow_up_prompts):
-                argv = self.cli.command(executable, prompt, workspace, session, self.config)
-                argv = run.command(argv, install=install, env=list(agent_env))
-                stdout = await self._turn(argv, _host_env() | agent_env, workspace, spec)
+                stdout = await sandboxed(self.cli.command(executable, prompt, workspace, session, self.config))
                 session = session or self.cli.session_id(stdout, home) or ""
-            return self._keep(spec, self.cli.session_file(home, session), workspace)
+            finish = self.cli.finish(executable, session, home) if session else None
+            if finish:
+                await sandboxed(finish)
+            return await self._collect(self.cli.session_file(home, session), workspace)
+
+    async def _collect(self, session: Path | None, workspace: Path) -> AgentRun:
+        """The session file's bytes and the packed workspace."""
+        if session is None or not session.exists():
+            raise GenerationError(f"{self.cli.name} wrote no session file")
+        try:
+            data = session.read_bytes()
+        except OSError as error:
+            raise GenerationError(f"cannot read {self.cli.name}'s session file {session.name}: {error}") from None
+        packed, omitted, unreadable = await asyncio.to_thread(_pack, workspace)
+        return AgentRun(session.name, data, packed, omitted, unreadable)
+
+    def keep(self, spec: PromptSpec, produced: AgentRun) -> dict[str, Any]:
+        """Keep the session in the output (when its trace is complete) and the workspace in the sandbox
+        folder; return the converted row's metadata."""
+        with tempfile.TemporaryDirectory(prefix="teich-session-") as folder:
+            session = Path(folder) / produced.session_name
+            try:
+                session.write_bytes(produced.session)
+            except OSError as error:
+                raise cannot_write(session, error) from None
+            row = self._keep_session(spec, session)
+        self._keep_workspace(spec, produced)
+        return row.metadata
 
     def _offer_tools(self) -> None:
         """``tools.json`` beside the sessions: every tool the CLI offers, called or not, reaches training
@@ -176,7 +253,7 @@ class AgentProvider:
         if not path.exists():
             write_json_atomic(path, self.cli.offered_tools())
 
-    async def _turn(self, argv: list[str], env: dict[str, str], workspace: Path, spec: PromptSpec) -> str:
+    async def _turn(self, argv: list[str], env: dict[str, str], workspace: Path) -> str:
         limit = self.config.retry.timeout_seconds
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -200,10 +277,8 @@ class AgentProvider:
             )
         return stdout.decode(errors="replace")
 
-    def _keep(self, spec: PromptSpec, session: Path | None, workspace: Path) -> dict[str, Any]:
-        """Copy the session into the output and the workspace into the sandbox folder; check the trace."""
-        if session is None or not session.exists():
-            raise GenerationError(f"{self.cli.name} wrote no session file")
+    def _keep_session(self, spec: PromptSpec, session: Path) -> TrainingExample:
+        """Copy the session into the output, once its trace is checked complete; its row."""
         target = self.output / f"{spec.key}.jsonl"
         row = _complete_row(session)
         if row is None:
@@ -217,15 +292,22 @@ class AgentProvider:
             _copy_atomic(session, target)
         except OSError as error:
             raise cannot_write(target, error, self._spill(session, target.name)) from None
+        return row
+
+    def _keep_workspace(self, spec: PromptSpec, produced: AgentRun) -> None:
+        """Unpack the workspace into ``sandbox/<key>/``, listing what was left out in ``<key>.omitted``."""
         snapshot = self.config.output.sandbox_dir / spec.key
+        omitted = snapshot.with_name(f"{spec.key}.omitted")
         shutil.rmtree(snapshot, ignore_errors=True)
         try:
-            shutil.copytree(workspace, snapshot, symlinks=True)
-        except shutil.Error as error:  # the session is kept: only (part of) the workspace snapshot is missing
-            raise OutputError(f"cannot write {snapshot}: {error.args[0][0][2]}; {RESUME_HINT}") from None
+            omitted.unlink(missing_ok=True)
+            _unpack(produced.workspace, snapshot)
+            if produced.omitted:
+                write_text_atomic(omitted, "".join(f"{name}\n" for name in produced.omitted))
         except OSError as error:
             raise cannot_write(snapshot, error) from None
-        return row.metadata
+        if produced.unreadable:  # the session is kept: only (part of) the workspace snapshot is missing
+            raise OutputError(f"cannot write {snapshot}: {produced.unreadable}; {RESUME_HINT}")
 
 
 def _copy_atomic(source: Path, target: Path) -> None:
@@ -236,6 +318,43 @@ def _copy_atomic(source: Path, target: Path) -> None:
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _pack(workspace: Path, limit: int = SNAPSHOT_LIMIT) -> tuple[bytes, tuple[str, ...], str]:
+    """``workspace`` as a gzipped tar (symlinks as links) holding its files in name order up to ``limit``
+    bytes; the files left out, and the error that stopped packing early (``""`` if none)."""
+    omitted: list[str] = []
+    total = 0
+
+    def bounded(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        nonlocal total
+        if member.isfile():
+            total += member.size
+            if total > limit:
+                total -= member.size
+                omitted.append(member.name.removeprefix("./"))
+                return None
+        return member
+
+    buffer = BytesIO()
+    unreadable = ""
+    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+        try:
+            tar.add(workspace, arcname=".", filter=bounded)
+        except OSError as error:
+            unreadable = str(error)
+    return buffer.getvalue(), tuple(omitted), unreadable
+
+
+def _unpack(packed: bytes, folder: Path) -> None:
+    """Unpack a tar from :func:`_pack` into ``folder``, the files owned by this process's user."""
+
+    def owned_here(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
+        return tarfile.tar_filter(member, path).replace(uid=os.getuid(), gid=os.getgid(), uname="", gname="")
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=BytesIO(packed), mode="r:gz") as tar:
+        tar.extractall(folder, filter=owned_here)
 
 
 def _complete_row(session: Path) -> TrainingExample | None:
@@ -268,4 +387,3 @@ def _host_env() -> dict[str, str]:
 
 def _tail(data: bytes, lines: int = 200) -> str:
     return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
-

@@ -45,6 +45,9 @@ class ClaudeCodeCli(AgentCli):
         flags = ["--output-format", "json", "--model", config.model.model, "--dangerously-skip-permissions"]
         return [executable, "--print", *flags, *resume, "--", prompt]
 
+    def api(self, config: Config) -> str:
+        return "Anthropic Messages API"
+
     def session_id(self, stdout: str, home: Path) -> str | None:
         """The ``session_id`` of the JSON result Claude Code prints."""
         result = json_or_value(stdout.strip(), lenient=True)
