@@ -305,6 +305,36 @@ def test_a_loopback_address_keeps_the_driver_on_loopback(address, loopback, monk
     assert ray_constants.ENABLE_RAY_CLUSTER is not loopback
 
 
+@pytest.mark.parametrize("auth_mode", [None, "token"])
+def test_a_refused_connection_names_token_auth(auth_mode, tmp_path, monkeypatch):
+    """Ray 2.60 answers a driver without the head's token only "Failed to connect" (after ~20 s of retries,
+    seen against a real head): the one error line says what may be missing, unless the token is set."""
+
+    def refuse(**_: object) -> None:
+        raise ConnectionError("Failed to connect to Ray cluster at 127.0.0.1:6399")
+
+    if auth_mode:
+        monkeypatch.setenv("RAY_AUTH_MODE", auth_mode)
+    else:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    monkeypatch.setattr(ray, "init", refuse)
+    (tmp_path / "prompts.jsonl").write_text('"hi"\n')
+    config = {
+        "model": {"model": "m"},
+        "api": {"provider": "custom", "base_url": "http://127.0.0.1:9/v1", "api_key": "sk-x"},
+        "prompts_file": "prompts.jsonl",
+    }
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    result = CliRunner().invoke(app, ["generate", "-c", str(tmp_path / "config.yaml"), "--ray", "127.0.0.1:6399"])
+    assert result.exit_code == 1
+    line = (
+        "error: cannot connect to the Ray cluster at 127.0.0.1:6399: Failed to connect to Ray cluster at 127.0.0.1:6399"
+    )
+    assert line in result.output
+    assert ("RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN" in result.output) is (auth_mode is None)
+    assert not (tmp_path / "output" / "train.jsonl").exists()
+
+
 def test_ray_needs_a_split_provider(tmp_path):
     """A provider whose runs do not split is refused on Ray with one line, before any prompt runs; every
     agent provider splits, so it runs there."""

@@ -87,13 +87,21 @@ def ray_executor(config: Config, provider: Provider, concurrency: int | None = N
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = address or "a new local one"
-        raise TeichError(f"cannot connect to the Ray cluster at {where}: {first_line(error)}") from None
+        raise TeichError(f"cannot connect to the Ray cluster at {where}: {first_line(error)}{_auth_hint()}") from None
     try:
         alive: list[Any] = [node for node in ray.nodes() if node.get("Alive")]
         nodes = len(alive)
         yield RayExecutor(config, provider, (concurrency or config.concurrency) * max(nodes, 1))
     finally:
         ray.shutdown()
+
+
+def _auth_hint() -> str:
+    """What a failed connection may lack: Ray 2.60 heads started with ``RAY_AUTH_MODE=token`` refuse a
+    driver without the token, after retrying for a while with no word of why."""
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        return ""
+    return " (a head with token authentication also needs RAY_AUTH_MODE=token and its RAY_AUTH_TOKEN here)"
 
 
 def _stay_on_loopback(address: str | None) -> None:
