@@ -168,7 +168,9 @@ def test_a_registered_provider_runs_end_to_end(tmp_path: Path) -> None:
         assert generate(config, "--resume").exit_code == 0
         assert len((tmp_path / "output" / "echo.jsonl").read_text().splitlines()) == 2  # nothing asked again
     assert PROVIDERS.names() == before
-    with pytest.raises(ConfigError, match="agent.provider: Input should be 'chat', 'claude-code', 'codex', 'hermes' or 'pi'"):
+    with pytest.raises(
+        ConfigError, match="agent.provider: Input should be 'chat', 'claude-code', 'codex', 'hermes' or 'pi'"
+    ):
         Config.from_yaml(config, environ={})
 
 

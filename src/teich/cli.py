@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import logging
 import os
+import socket
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 from enum import Enum
 from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -19,7 +23,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from teich import __version__
-from teich.errors import TeichError
+from teich.errors import TeichError, first_line
 from teich.files import write_json_atomic, write_jsonl_atomic
 from teich.generate.agents.sandbox import BACKENDS
 from teich.generate.card import CARD, write_card
@@ -39,6 +43,7 @@ from teich.schema import TrainingExample
 from teich.traces import format_names
 from teich.traces.formats.atif import to_atif
 from teich.traces.sources import TOOLS_SNAPSHOT, LoadOptions, LoadReport, iter_examples
+from teich.training.labels import Policy
 
 # What the registries hold, for the help (computed once, at import).
 PROVIDERS_HELP = f"Providers (agent.provider): {', '.join(PROVIDERS.names())}."
@@ -368,6 +373,53 @@ def _generation_progress(total: int) -> Iterator[Callable[[Summary], None]]:
         yield update
 
 
+#: ``--policy``: :class:`~teich.Policy` fields as ``NAME=VALUE``, comma-separated or repeated.
+PolicyOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--policy",
+        metavar="NAME=VALUE,...",
+        help="What trains: train_on_reasoning=false,train_on_user=true, max_supervised_tokens=N, train_turns=last.",
+    ),
+]
+
+
+def policy_options(values: list[str]) -> dict[str, Any]:
+    """The :class:`~teich.Policy` fields that ``--policy`` values set (``train_on_tools=false``, ``0``/``1``,
+    ``yes``/``no`` too; ``max_supervised_tokens=none``), checked by building the policy.
+
+    ``values``: the option's values, each one or more comma-separated ``NAME=VALUE``.
+    """
+    defaults = asdict(Policy())
+    options: dict[str, Any] = {}
+    for item in (part.strip() for value in values for part in value.split(",") if part.strip()):
+        name, equals, text = item.partition("=")
+        if not equals or name.strip() not in defaults:
+            raise TeichError(f"--policy {item!r}: expected NAME=VALUE with NAME one of {', '.join(defaults)}")
+        options[name.strip()] = _policy_value(name.strip(), text.strip(), defaults[name.strip()])
+    Policy.of(options)
+    return options
+
+
+def _policy_value(name: str, text: str, default: Any) -> Any:
+    """``text`` as the type of the policy field ``name`` (whose default is ``default``)."""
+    lowered = text.lower()
+    if isinstance(default, bool):
+        if lowered not in _BOOLEANS:
+            raise TeichError(f"--policy {name}={text}: expected true or false")
+        return _BOOLEANS[lowered]
+    if name == "max_supervised_tokens":
+        if lowered == "none":
+            return None
+        if not text.isdigit():
+            raise TeichError(f"--policy {name}={text}: expected a number of tokens or none")
+        return int(text)
+    return text
+
+
+_BOOLEANS = MappingProxyType({"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False})
+
+
 @app.command("view")
 @_reported
 def view_command(
@@ -380,6 +432,7 @@ def view_command(
         int | None, typer.Option("--max-length", min=1, help="Drop (or trim, with --trim) rows longer than this.")
     ] = None,
     trim: Annotated[bool, typer.Option("--trim", help="Trim oversized rows to whole user turns instead.")] = False,
+    policy: PolicyOption = None,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free one).")] = 8765,
     export: Annotated[
         Path | None, typer.Option("--export", help="Write a static site to this folder instead of serving.")
@@ -391,6 +444,7 @@ def view_command(
     from teich.view import ViewData, export_site, serve
 
     options: dict[str, Any] = {"max_length": max_length, "oversized_policy": "trim_followups" if trim else "drop"}
+    options.update(policy_options(policy or []))
     with console.status(f"loading {escape(path)}"):
         view = ViewData.open(path, _tokenizer(tokenizer) if tokenizer else None, **options)
     if export is not None:
@@ -401,10 +455,49 @@ def view_command(
 
 
 def _tokenizer(name: str) -> Any:
-    """The fast tokenizer in a folder, or of a Hub id."""
+    """The fast tokenizer in a folder, or of a Hub id (from the Hugging Face cache, else downloaded), or
+    one error line saying why not: no such folder, no tokenizer in it, or not cached and not reachable."""
+    from huggingface_hub.utils import logging as hub_logging
     from transformers import AutoTokenizer
 
+    folder = Path(name).expanduser()
+    if folder.is_dir() and not any((folder / f).is_file() for f in _TOKENIZER_FILES):
+        raise TeichError(f"cannot load tokenizer {name!r}: the folder has none of {', '.join(_TOKENIZER_FILES)}")
+    if not folder.is_dir() and (name.startswith((".", "/", "~")) or name.count("/") > 1 or "\\" in name):
+        raise TeichError(f"cannot load tokenizer {name!r}: no such folder")
+    if not folder.is_dir():
+        try:
+            return AutoTokenizer.from_pretrained(name, local_files_only=True)
+        except (OSError, ValueError):
+            pass  # not in the cache: download it
+        if not _hub_reachable():
+            raise TeichError(
+                f"cannot load tokenizer {name!r}: not in the Hugging Face cache, and the Hub cannot be reached"
+            )
+    verbosity = hub_logging.get_verbosity()
+    hub_logging.set_verbosity(logging.ERROR)  # no retry warnings: one error line says it all
     try:
-        return AutoTokenizer.from_pretrained(name)
+        return AutoTokenizer.from_pretrained(folder if folder.is_dir() else name)
     except (OSError, ValueError) as error:
-        raise TeichError(f"cannot load tokenizer {name!r}: {str(error).splitlines()[0]}") from None
+        where = "" if folder.is_dir() else " (not in the Hugging Face cache, and the Hub could not give it)"
+        raise TeichError(f"cannot load tokenizer {name!r}{where}: {first_line(error)}") from None
+    finally:
+        hub_logging.set_verbosity(verbosity)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")
+
+
+def _hub_reachable() -> bool:
+    """Whether the Hub can be asked (not ``HF_HUB_OFFLINE``, and its host answers): a quick look, in place of
+    the Hub client's minute of retries."""
+    from huggingface_hub import constants
+
+    address = urlsplit(constants.ENDPOINT)
+    if constants.HF_HUB_OFFLINE or address.hostname is None:
+        return False
+    try:
+        socket.create_connection((address.hostname, address.port or 443), timeout=5).close()
+    except OSError:
+        return False
+    return True

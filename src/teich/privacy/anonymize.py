@@ -16,6 +16,7 @@ import getpass
 import gzip
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections import Counter
@@ -39,6 +40,9 @@ from teich.traces.reader import data_suffix
 ANONYMOUS_USER = "user"
 _SNIFF_BYTES = 8192
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: A placeholder :meth:`Placeholders.placeholder` writes: ``<SECRET:kind_n>`` (group ``secret``: the
+#: credential's kind) or ``<KIND_n>`` (group ``personal``: the personal data's kind, upper case).
+PLACEHOLDER = re.compile(r"<SECRET:(?P<secret>[a-z0-9_]+)_\d+>|<(?P<personal>[A-Z][A-Z0-9_]*)_\d+>")
 
 
 @dataclass
@@ -72,6 +76,15 @@ class Placeholders:
             number = self.numbers[kind]
             self.assigned[key] = f"<SECRET:{kind}_{number}>" if secret else f"<{kind.upper()}_{number}>"
         return self.assigned[key]
+
+
+def placeholder_kind(match: re.Match[str]) -> str:
+    """The kind of a :data:`PLACEHOLDER` match, as the report counts redactions: ``secret:KIND`` or ``KIND``.
+
+    ``match``: a match of :data:`PLACEHOLDER`.
+    """
+    secret = match.group("secret")
+    return f"secret:{secret}" if secret else match.group("personal").lower()
 
 
 def anonymize_text(text: str, placeholders: Placeholders) -> tuple[str, Counter[str]]:
@@ -319,8 +332,10 @@ class AnonymizeReport(Report):
         return sum(self.redactions.values()) - self.secrets
 
     def summary(self) -> str:
-        parts = [f"{self.files} files, {self.records} records", f"{self.secrets} secrets and {self.personal} "
-                 "pieces of personal data redacted"]
+        parts = [
+            f"{self.files} files, {self.records} records",
+            f"{self.secrets} secrets and {self.personal} pieces of personal data redacted",
+        ]
         if self.skipped:
             parts.append(f"{len(self.skipped)} files skipped")
         return ", ".join(parts)
@@ -453,4 +468,3 @@ def _count(report: AnonymizeReport, path: Path, result: _FileResult) -> None:
     report.files += 1
     report.records += result.records
     report.redactions.update(result.redactions)
-

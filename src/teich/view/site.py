@@ -1,10 +1,12 @@
 """The viewer's pages: served from 127.0.0.1 (:func:`serve`) or written as a static site (:func:`export_site`).
 
-Both hand the same page (``index.html``, ``static/app.js``, ``static/style.css``, package data) the
-same data files: ``data/index.js``, ``data/row-N.js`` and ``data/tokens-N.js``, each a script that
-passes its JSON to ``teichData(name, value)``. Scripts, not ``fetch``, so that the exported site
-opens from ``file://``. The server also answers ``data/labels-N.js?train_on_...=0|1`` with the
-labels of that policy; the exported token pages carry per-flag label bits instead.
+Both hand the same page (``index.html``, ``static/app.js``, ``static/tokens.js``, ``static/style.css``,
+package data) the same data files: ``data/index.js``, ``data/stats.js``, ``data/row-N.js`` and
+``data/tokens-N.js``, each a script that passes its JSON to ``teichData(name, value)``. Scripts, not
+``fetch``, so that the exported site opens from ``file://``. The server also answers
+``data/labels-N.js?train_on_...=0|1`` with the labels of that policy (the exported token pages carry
+per-flag label bits instead) and, while it prepares the rows in the background,
+``data/progress.js?from=N`` with the prepared columns of the rows from ``N`` on.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ from teich.errors import TeichError
 from teich.files import write_text_atomic
 from teich.view.data import ViewData
 
-PAGE_FILES = ("index.html", "static/app.js", "static/style.css")
-_DATA = re.compile(r"/data/(index|row|tokens|labels)(?:-(\d+))?\.js")
+PAGE_FILES = ("index.html", "static/app.js", "static/tokens.js", "static/style.css")
+_DATA = re.compile(r"/data/(index|stats|progress|row|tokens|labels)(?:-(\d+))?\.js")
+#: The data files that use the tokenizer, which requests and the background batches take turns with.
+_QUEUED = re.compile(r"/data/(tokens|labels)-\d+\.js")
 _TYPES = MappingProxyType({".html": "text/html", ".js": "text/javascript", ".css": "text/css"})
 
 
@@ -58,6 +62,7 @@ def export_site(view: ViewData, folder: str | Path) -> int:
     ``folder``: where to write (created; files already there are replaced).
     """
     out = Path(folder)
+    view.prepare()
     written = 0
     for name in PAGE_FILES:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +71,7 @@ def export_site(view: ViewData, folder: str | Path) -> int:
     (out / "data").mkdir(exist_ok=True)
     index = view.index(live=False)
     write_text_atomic(out / "data" / "index.js", data_script("index", index))
+    write_text_atomic(out / "data" / "stats.js", data_script("stats", view.stats()))
     for row in range(view.row_count):
         write_text_atomic(out / "data" / f"row-{row}.js", data_script(f"row-{row}", view.conversation(row)))
         written += 1
@@ -73,7 +79,7 @@ def export_site(view: ViewData, folder: str | Path) -> int:
             tokens = view.tokens(row, bits=True)
             write_text_atomic(out / "data" / f"tokens-{row}.js", data_script(f"tokens-{row}", tokens))
             written += 1
-    return written + 1
+    return written + 2
 
 
 def answer(view: ViewData, path: str, query: str) -> tuple[str, bytes]:
@@ -86,7 +92,7 @@ def answer(view: ViewData, path: str, query: str) -> tuple[str, bytes]:
     match = _DATA.fullmatch(path)
     if match:
         kind, row = match.group(1), int(match.group(2) or 0)
-        name = kind if kind == "index" else f"{kind}-{row}"
+        name = kind if kind in ("index", "stats", "progress") else f"{kind}-{row}"
         return "text/javascript", data_script(name, _data(view, kind, row, query)).encode()
     name = "index.html" if path == "/" else path.lstrip("/")
     if name not in PAGE_FILES:
@@ -97,6 +103,11 @@ def answer(view: ViewData, path: str, query: str) -> tuple[str, bytes]:
 def _data(view: ViewData, kind: str, row: int, query: str) -> Any:
     if kind == "index":
         return view.index(live=True)
+    if kind == "stats":
+        return view.stats()
+    if kind == "progress":
+        start = parse_qs(query).get("from", ["0"])[-1]
+        return view.progress(int(start) if start.isdigit() else 0)
     if kind == "row":
         return view.conversation(row)
     if kind == "tokens":
@@ -112,7 +123,7 @@ def _handler(view: ViewData, lock: threading.Lock) -> type[BaseHTTPRequestHandle
         def do_GET(self) -> None:  # noqa: N802 (the name http.server calls)
             url = urlsplit(self.path)
             try:
-                with lock:  # one tokenizer, one dataset: requests take turns
+                with lock if _QUEUED.fullmatch(url.path) else contextlib.nullcontext():  # one tokenizer: take turns
                     kind, body = answer(view, url.path, url.query)
             except FileNotFoundError:
                 self.send_error(HTTPStatus.NOT_FOUND)
@@ -139,9 +150,11 @@ def make_server(view: ViewData, port: int = 0) -> ThreadingHTTPServer:
     ``view``: the data to show.
     ``port``: the port, ``0`` for any free one (``server.server_address`` says which).
     """
-    view.index(live=True)  # the dataset page's data, computed once before the first request
+    view.index(live=True)  # the rows' summaries, computed once before the first request
+    turns = threading.Lock()
+    view.start(turns)  # preparing the rows and the plots' data, while the first page loads
     try:
-        return ThreadingHTTPServer(("127.0.0.1", port), _handler(view, threading.Lock()))
+        return ThreadingHTTPServer(("127.0.0.1", port), _handler(view, turns))
     except OSError as error:
         raise TeichError(f"cannot serve on 127.0.0.1:{port}: {error.strerror}") from None
 

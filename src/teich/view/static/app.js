@@ -15,7 +15,7 @@ function teichData(name, value) {
   store[name] = value;
   (waiting[name] || []).forEach((resolve) => resolve(value));
   delete waiting[name];
-  if (name === "index") route();
+  if (name === "index") { route(); followPreparation(value); }
 }
 
 function load(name, query) {
@@ -65,28 +65,75 @@ function matches(row) {
     (f.min === "" || (row.tokens ?? 0) >= Number(f.min)) && (f.max === "" || (row.tokens ?? 0) <= Number(f.max));
 }
 
+const finished = (index) => index.done >= index.rows.length || Boolean(index.failure);
+
+// While the server prepares the rows in the background, ask it every half second for the rows
+// prepared since (their tokens, trained tokens and status) and fill them in, the report at the end.
+function followPreparation(index) {
+  if (finished(index) || index.following) return;
+  index.following = true;
+  const poll = () => load("progress", `from=${index.done}`).then((progress) => {
+    progress.rows.forEach((prepared, i) => Object.assign(index.rows[index.done + i], prepared));
+    index.done = progress.done;
+    index.failure = progress.failure;
+    if (progress.reports) index.reports = progress.reports; else setTimeout(poll, 500);
+    refreshDataset(index);
+  }).catch(() => setTimeout(poll, 2000));
+  setTimeout(poll, 500);
+}
+
+function preparingLine(index) {
+  if (index.failure) return `<span class="error">${esc(index.failure)}</span>`;
+  return finished(index) ? "" : `<span class="spinner"></span>preparing ${num(index.done)}/${num(index.rows.length)} rows…`;
+}
+
+function statusOptions(index) {
+  const statuses = [...new Set(index.rows.map((r) => r.status))];
+  return `<option value="">any status</option>` +
+    statuses.map((s) => `<option ${s === filters.status ? "selected" : ""}>${esc(s)}</option>`).join("");
+}
+
+const lengthsPlot = (index) => histogram(index.rows.map((r) => r.tokens).filter((n) => n !== null && n !== undefined));
+
+// The dataset page's parts that preparing fills in, redrawn as its results come (the filters stay).
+function refreshDataset(index) {
+  if (!document.getElementById("cards")) return;
+  document.getElementById("cards").innerHTML = summaryCards(index);
+  document.getElementById("lengths").innerHTML = lengthsPlot(index);
+  document.getElementById("report").innerHTML = reportTable(index.reports);
+  document.getElementById("preparing").innerHTML = preparingLine(index);
+  document.getElementById("f-status").innerHTML = statusOptions(index);
+  fillRows(index);
+  if (finished(index)) loadKinds();
+}
+
+function loadKinds() {
+  load("stats").then((stats) => { const box = document.getElementById("by-kind"); if (box) box.innerHTML = kindBars(stats); });
+}
+
 async function showDataset(index) {
   const formats = [...new Set(index.rows.map((r) => r.format).filter(Boolean))].sort();
-  const statuses = [...new Set(index.rows.map((r) => r.status))];
   const option = (value, chosen) => `<option ${value === chosen ? "selected" : ""}>${esc(value)}</option>`;
   app().innerHTML = `
-    <section class="cards">${summaryCards(index)}</section>
+    <p id="preparing" class="preparing muted">${preparingLine(index)}</p>
+    <section class="cards" id="cards">${summaryCards(index)}</section>
     <section class="panels">
-      <div class="panel"><h3>Row lengths (tokens)</h3>${histogram(index.rows.map((r) => r.tokens).filter((n) => n !== null))}</div>
-      <div class="panel"><h3>Trained tokens by kind</h3>${kindBars(index)}</div>
-      <div class="panel">${reportTable(index.reports)}</div>
+      <div class="panel"><h3>Row lengths</h3><div id="lengths">${lengthsPlot(index)}</div></div>
+      <div class="panel"><h3>Trained tokens by kind</h3><div id="by-kind"><p class="muted">Counting…</p></div></div>
+      <div class="panel" id="report">${reportTable(index.reports)}</div>
+      ${redactionPanel(index)}
     </section>
     <section class="filters">
       <input id="f-search" type="search" placeholder="Search prompt, model, reason…" value="${esc(filters.search)}">
       <select id="f-format"><option value="">all formats</option>${formats.map((f) => option(f, filters.format)).join("")}</select>
-      <select id="f-status"><option value="">any status</option>${statuses.map((s) => option(s, filters.status)).join("")}</select>
+      <select id="f-status">${statusOptions(index)}</select>
       <label><input id="f-errors" type="checkbox" ${filters.errors ? "checked" : ""}> has failed tool calls</label>
       <input id="f-min" type="number" min="0" placeholder="min tokens" value="${esc(filters.min)}">
       <input id="f-max" type="number" min="0" placeholder="max tokens" value="${esc(filters.max)}">
     </section>
     <table id="rows" class="rows"><thead><tr><th>#</th><th>format</th><th>model</th><th>first prompt</th>
       <th class="n">turns</th><th class="n">tool calls</th><th class="n">errors</th><th class="n">tokens</th>
-      <th class="n">trained</th><th>status</th></tr></thead><tbody></tbody></table>
+      <th class="n">trained</th><th class="n">redacted</th><th>status</th></tr></thead><tbody></tbody></table>
     <nav class="pager"><button id="prev">‹ previous</button><span id="page-info"></span><button id="next">next ›</button></nav>`;
   const bind = (id, key, event, value) => document.getElementById(id).addEventListener(event, (e) => {
     filters[key] = value(e.target); filters.page = 0; fillRows(index);
@@ -100,6 +147,7 @@ async function showDataset(index) {
   document.getElementById("prev").onclick = () => { filters.page -= 1; fillRows(index); };
   document.getElementById("next").onclick = () => { filters.page += 1; fillRows(index); };
   fillRows(index);
+  if (finished(index)) loadKinds();
 }
 
 function fillRows(index) {
@@ -113,14 +161,20 @@ function fillRows(index) {
       <td class="title"><a href="#/row/${r.row}">${esc(r.title || "(no prompt)")}</a></td>
       <td class="n">${num(r.turns)}</td><td class="n">${num(r.tool_calls)}</td>
       <td class="n ${r.errors ? "has-errors" : ""}">${num(r.errors)}</td>
-      <td class="n">${r.tokens === null ? "–" : `<a href="#/tokens/${r.row}">${num(r.tokens)}</a>`}</td>
-      <td class="n">${num(r.trained)}</td><td class="status">${statusBadge(r)}</td></tr>`).join("") ||
-    `<tr><td colspan="10" class="muted">No row matches the filters.</td></tr>`;
+      <td class="n">${tokensCell(index, r)}</td>
+      <td class="n">${num(r.trained)}</td><td class="n">${redactedCount(r)}</td><td class="status">${statusBadge(r)}</td></tr>`).join("") ||
+    `<tr><td colspan="11" class="muted">No row matches the filters.</td></tr>`;
   const first = rows.length ? filters.page * PAGE_SIZE + 1 : 0;
   document.getElementById("page-info").textContent =
     `rows ${first}–${filters.page * PAGE_SIZE + shown.length} of ${rows.length} shown (${index.rows.length} in all)`;
   document.getElementById("prev").disabled = filters.page === 0;
   document.getElementById("next").disabled = filters.page >= pages - 1;
+}
+
+// A row's token count linking to its token page; a row not yet prepared links there too (prepared on demand).
+function tokensCell(index, row) {
+  if (row.tokens !== null && row.tokens !== undefined) return `<a href="#/tokens/${row.row}">${num(row.tokens)}</a>`;
+  return row.status === "preparing" && index.tokens ? `<a href="#/tokens/${row.row}" title="not prepared yet: its tokens are prepared when opened">…</a>` : "–";
 }
 
 function summaryCards(index) {
@@ -134,29 +188,52 @@ function summaryCards(index) {
     `<div class="card wide"><div class="label">labels train</div><div class="policy">${esc(trained.join(", ") || "nothing")}</div></div>`;
 }
 
+// Row lengths as an SVG histogram: 16 bins from 0 to the longest row, the rows per bin on the y axis.
 function histogram(values) {
   if (!values.length) return `<p class="muted">No tokens: open the dataset with a tokenizer.</p>`;
-  const bins = 16, top = Math.max(...values), width = 320, height = 120;
+  const bins = 16, top = Math.max(...values), width = 340, height = 120, left = 34, base = height + 4;
   const step = Math.max(1, Math.ceil((top + 1) / bins));
   const counts = new Array(bins).fill(0);
   values.forEach((v) => { counts[Math.min(bins - 1, Math.floor(v / step))] += 1; });
-  const most = Math.max(...counts), bar = width / bins;
+  const most = Math.max(...counts), bar = (width - left) / bins;
   const rects = counts.map((c, i) => {
-    const h = c ? Math.max(2, (c / most) * (height - 16)) : 0;
-    return `<rect x="${i * bar + 1}" y="${height - h}" width="${bar - 2}" height="${h}"><title>${num(i * step)}–${num((i + 1) * step - 1)} tokens: ${c} rows</title></rect>`;
+    const h = c ? Math.max(2, (c / most) * (height - 8)) : 0;
+    return `<rect x="${left + i * bar + 1}" y="${base - h}" width="${bar - 2}" height="${h}"><title>${num(i * step)}–${num((i + 1) * step - 1)} tokens: ${c} rows</title></rect>`;
   }).join("");
-  return `<svg class="hist" viewBox="0 0 ${width} ${height + 18}" role="img">${rects}
-    <text x="0" y="${height + 14}">0</text><text x="${width}" y="${height + 14}" text-anchor="end">${num(top)}</text></svg>`;
+  const tick = (x, label, anchor) => `<text x="${x}" y="${base + 14}" text-anchor="${anchor}">${label}</text>`;
+  return `<svg class="hist" viewBox="0 0 ${width} ${base + 30}" role="img" aria-label="histogram of row lengths">
+    <line class="axis" x1="${left}" y1="${base}" x2="${width}" y2="${base}"/><line class="axis" x1="${left}" y1="4" x2="${left}" y2="${base}"/>
+    <text x="${left - 4}" y="12" text-anchor="end">${num(most)}</text><text x="${left - 4}" y="${base}" text-anchor="end">0</text>
+    <text class="axis-title" x="${left - 4}" y="${base / 2 + 4}" text-anchor="end">rows</text>${rects}
+    ${tick(left, "0", "start")}${tick(left + (width - left) / 2, num(Math.round((step * bins) / 2)), "middle")}${tick(width, num(step * bins), "end")}
+    <text class="axis-title" x="${left + (width - left) / 2}" y="${base + 28}" text-anchor="middle">tokens per row</text></svg>`;
 }
 
-function kindBars(index) {
-  const byKind = index.reports.audit?.reasons?.supervised_by_kind || {};
-  const entries = Object.entries(byKind);
+// Trained tokens per span kind (the audit of the labels, for the policy), one bar each, with its share.
+function kindBars(stats) {
+  const byKind = stats.audit?.reasons?.supervised_by_kind || {};
+  const entries = Object.entries(byKind).filter(([, n]) => n > 0).sort((a, b) => b[1] - a[1]);
   if (!entries.length) return `<p class="muted">Nothing trained, or no tokens.</p>`;
-  const most = Math.max(...entries.map(([, n]) => n));
+  const most = entries[0][1], total = entries.reduce((sum, [, n]) => sum + n, 0);
   return `<div class="bars">${entries.map(([kind, n]) => `
-    <div class="bar-row"><span class="bar-label">${KIND_LABELS[kind] || kind}</span>
-      <span class="bar k-${kind}" style="width:${Math.max(1, (n / most) * 100)}%"></span><span class="bar-n">${num(n)}</span></div>`).join("")}</div>`;
+    <div class="bar-row" data-kind="${kind}"><span class="bar-label"><span class="swatch k-${kind}"></span>${KIND_LABELS[kind] || kind}</span>
+      <span class="bar-track"><span class="bar k-${kind}" style="width:${Math.max(1, (n / most) * 100)}%"></span></span>
+      <span class="bar-n">${num(n)}</span><span class="bar-share">${Math.round((n / total) * 100)}%</span></div>`).join("")}</div>`;
+}
+
+// Placeholders the anonymizer left, per kind over all rows (shown only when there are any).
+function redactionPanel(index) {
+  const totals = {};
+  index.rows.forEach((r) => Object.entries(r.redactions || {}).forEach(([kind, n]) => { totals[kind] = (totals[kind] || 0) + n; }));
+  const entries = Object.entries(totals).sort((a, b) => b[1] - a[1]);
+  if (!entries.length) return "";
+  const rows = entries.map(([kind, n]) => `<tr data-kind="${esc(kind)}"><td><span class="ph">${esc(kind)}</span></td><td class="n">${num(n)}</td></tr>`);
+  return `<div class="panel" id="redactions"><h3>Redactions (placeholders)</h3><table class="report">${rows.join("")}</table></div>`;
+}
+
+function redactedCount(row) {
+  const total = Object.values(row.redactions || {}).reduce((sum, n) => sum + n, 0);
+  return total ? `<span class="ph" title="${esc(Object.entries(row.redactions).map(([k, n]) => `${k}: ${n}`).join(", "))}">${num(total)}</span>` : "";
 }
 
 function reportTable(reports) {
@@ -178,10 +255,13 @@ async function showConversation(index, row) {
   const results = {};
   data.messages.forEach((m) => { if (m.role === "tool" && m.tool_call_id) results[m.tool_call_id] = m; });
   const paired = new Set();
-  const body = data.messages.map((m, i) => renderMessage(m, i, results, paired)).filter(Boolean).join("");
+  const mark = marker(index.placeholder);
+  const agents = Object.fromEntries(data.children.filter((c) => c.call).map((c) => [c.call, c]));
+  const body = data.messages.map((m, i) => renderMessage(m, i, { results, paired, mark, agents })).filter(Boolean).join("");
   const tokens = data.has_tokens ? `<a class="button" href="#/tokens/${row}">show tokens ›</a>` : "";
   app().innerHTML = `
-    <div class="row-head"><h2>Row ${row}</h2>${statusBadge(data.status)}${tokens}</div>
+    <div class="row-head"><h2>Row ${row}</h2>${statusBadge(data.status)}${redactionChips(data.redactions)}${tokens}</div>
+    ${family(data)}
     ${data.messages.length ? "" : `<p class="muted">This dataset keeps no messages (a prepared dataset): see its tokens.</p>`}
     <div class="conversation">${body}</div>
     ${toolSchemas(data.tools)}
@@ -194,25 +274,56 @@ function contentText(content) {
   return content.map((part) => (part.type === "text" ? part.text : `[${part.type}]`)).join("\n");
 }
 
-function renderMessage(m, i, results, paired) {
+// Escaped text with each anonymizer placeholder (the pattern teich.privacy writes them with) highlighted.
+function marker(pattern) {
+  const regex = pattern ? new RegExp(pattern, "g") : null;
+  return (text) => {
+    if (!regex) return esc(text);
+    let out = "", last = 0;
+    for (const match of String(text ?? "").matchAll(regex)) {
+      const kind = match.groups.secret ? `secret:${match.groups.secret}` : match.groups.personal.toLowerCase();
+      out += esc(text.slice(last, match.index)) + `<mark class="ph" data-kind="${esc(kind)}" title="redacted ${esc(kind)}">${esc(match[0])}</mark>`;
+      last = match.index + match[0].length;
+    }
+    return out + esc(String(text ?? "").slice(last));
+  };
+}
+
+function redactionChips(redactions) {
+  const entries = Object.entries(redactions || {});
+  if (!entries.length) return "";
+  return `<span class="redacted" id="row-redactions">redacted: ${entries.map(([kind, n]) =>
+    `<span class="ph" data-kind="${esc(kind)}">${esc(kind)} × ${num(n)}</span>`).join(" ")}</span>`;
+}
+
+// The sub-agent links: the row (and call) that started this one, and the rows this one started.
+function family(data) {
+  const parent = data.parent ? `<div class="family" id="parent-link">↰ sub-agent of <a href="#/row/${data.parent.row}">row ${data.parent.row}</a>${data.parent.call ? ` (call <code>${esc(data.parent.call)}</code>)` : ""}</div>` : "";
+  const children = data.children.length ? `<div class="family" id="child-links">sub-agents: ${data.children.map((c) =>
+    `<a href="#/row/${c.row}">row ${c.row}${c.agent_type ? ` · ${esc(c.agent_type)}` : ""}</a>`).join(", ")}</div>` : "";
+  return parent + children;
+}
+
+function renderMessage(m, i, { results, paired, mark, agents }) {
   if (m.role === "tool" && paired.has(m.tool_call_id)) return "";
   const flag = m.train === undefined ? "" : `<span class="badge">train: ${m.train}</span>`;
-  const reasoning = m.reasoning_content ? `<details class="reasoning"><summary>reasoning · ${num(m.reasoning_content.length)} characters</summary><pre>${esc(m.reasoning_content)}</pre></details>` : "";
+  const reasoning = m.reasoning_content ? `<details class="reasoning"><summary>reasoning · ${num(m.reasoning_content.length)} characters</summary><pre>${mark(m.reasoning_content)}</pre></details>` : "";
   const text = contentText(m.content);
   const calls = (m.tool_calls || []).map((call) => {
     const result = results[call.id];
     if (result) paired.add(call.id);
     const args = JSON.stringify(call.function.arguments, null, 2);
-    return `<div class="call"><div class="call-head">⚙ ${esc(call.function.name)}</div><pre>${esc(args)}</pre>
-      ${result ? toolResult(result) : `<div class="muted">no result</div>`}</div>`;
+    const agent = agents[call.id] ? ` <a class="sub-agent" href="#/row/${agents[call.id].row}">↳ sub-agent: row ${agents[call.id].row}</a>` : "";
+    return `<div class="call" data-call="${esc(call.id)}"><div class="call-head">⚙ ${esc(call.function.name)}${agent}</div><pre>${mark(args)}</pre>
+      ${result ? toolResult(result, mark) : `<div class="muted">no result</div>`}</div>`;
   }).join("");
-  const body = m.role === "tool" ? toolResult(m) : (text ? `<pre class="content">${esc(text)}</pre>` : "");
+  const body = m.role === "tool" ? toolResult(m, mark) : (text ? `<pre class="content">${mark(text)}</pre>` : "");
   return `<div class="msg role-${m.role}" data-message="${i}"><div class="msg-head">${m.role}${m.name ? ` · ${esc(m.name)}` : ""} ${flag}</div>${reasoning}${body}${calls}</div>`;
 }
 
-function toolResult(m) {
+function toolResult(m, mark) {
   const error = m.is_error ? `<span class="badge st-error">✖ failed</span>` : "";
-  return `<div class="result ${m.is_error ? "is-error" : ""}"><div class="result-head">result ${error}</div><pre>${esc(contentText(m.content))}</pre></div>`;
+  return `<div class="result ${m.is_error ? "is-error" : ""}"><div class="result-head">result ${error}</div><pre>${mark(contentText(m.content))}</pre></div>`;
 }
 
 function toolSchemas(tools) {
@@ -224,99 +335,4 @@ function toolSchemas(tools) {
   return `<section class="tools"><h3>${tools.length} tools offered</h3>${items}</section>`;
 }
 
-// ---------------------------------------------------------------- token page
-
-async function showTokens(index, row) {
-  const data = await load(`tokens-${row}`);
-  const flags = Object.keys(index.flags);
-  const legend = index.kinds.map((kind) => `<span class="key"><span class="swatch k-${kind}"></span>${KIND_LABELS[kind]}</span>`).join("");
-  const toggles = flags.map((flag) => `<label class="toggle"><input type="checkbox" data-flag="${flag}" ${index.policy[flag] ? "checked" : ""}>
-    <span class="swatch k-${index.flags[flag]}"></span>${flag}</label>`).join("");
-  app().innerHTML = `
-    <div class="row-head"><h2>Row ${row} · tokens</h2><span id="trained-line"><b id="trained-count">…</b> of ${num(data.ids.length)} tokens trained</span></div>
-    <div class="token-top"><div>
-      <h3>Span kinds</h3>
-      <section class="legend">${legend}
-        <span class="key"><span class="sample tr">trained</span> solid, underlined</span>
-        <span class="key"><span class="sample">masked</span> pale</span>
-        <span class="key"><span class="sample sp">special</span> boxed</span></section>
-      <h3>Policy: train on</h3>
-      <section class="toggles">${toggles}</section>
-      <button id="next-trained">next trained token ›</button>
-    </div><table id="kind-counts" class="report"></table></div>
-    <div id="token-info" class="muted">Point at a token for its id and kind.</div>
-    <div id="tokens" class="tokens">${tokenSpans(data, index.kinds)}</div>`;
-  const container = document.getElementById("tokens");
-  container.addEventListener("mouseover", (event) => {
-    const i = event.target.dataset?.i;
-    if (i === undefined) return;
-    const kind = index.kinds[data.kinds[i]];
-    document.getElementById("token-info").textContent =
-      `token ${i} · id ${data.ids[i]} · ${KIND_LABELS[kind]} · ${event.target.classList.contains("tr") ? "trained" : "masked"} · ${JSON.stringify(data.pieces[i])}`;
-  });
-  const update = () => relabel(index, data, row).catch((error) => {
-    document.getElementById("trained-count").textContent = error.message;
-  });
-  app().querySelectorAll(".toggles input").forEach((box) => box.addEventListener("change", update));
-  document.getElementById("next-trained").onclick = () => nextTrained(container);
-  data.shown = data.trained;
-  applyLabels(data, index, data.trained, currentQuery());
-}
-
-// Scroll to the first trained token below the top of the window.
-function nextTrained(container) {
-  const next = [...container.querySelectorAll("span.tr")].find((span) => span.getBoundingClientRect().top > 80);
-  if (next) next.scrollIntoView({ block: "start" });
-}
-
-function tokenSpans(data, kinds) {
-  const special = new Set(data.special);
-  return data.pieces.map((piece, i) =>
-    `<span data-i="${i}" class="k-${kinds[data.kinds[i]]}${special.has(i) ? " sp" : ""}${data.trained[i] === "1" ? " tr" : ""}">${esc(piece)}</span>`).join("");
-}
-
-function currentQuery() {
-  return [...app().querySelectorAll(".toggles input")].map((box) => `${box.dataset.flag}=${box.checked ? 1 : 0}`).join("&");
-}
-
-async function relabel(index, data, row) {
-  const query = currentQuery();
-  let trained;
-  if (index.live) {
-    trained = (await load(`labels-${row}`, query)).trained;
-  } else {
-    trained = staticLabels(index, data);
-  }
-  if (query === currentQuery()) applyLabels(data, index, trained, query);
-}
-
-// Labels of the checked flags from the exported per-flag bits (computed in Python): the union of the
-// flags' bits, and bit 7 for messages trained whatever the flags; then the dataset's token cap.
-function staticLabels(index, data) {
-  let mask = 128;
-  app().querySelectorAll(".toggles input").forEach((box, bit) => { if (box.checked) mask |= 1 << bit; });
-  let left = index.policy.max_supervised_tokens ?? Infinity;
-  return data.bits.map((bits) => ((bits & mask) && left-- > 0 ? "1" : "0")).join("");
-}
-
-function applyLabels(data, index, trained, query) {
-  const spans = document.getElementById("tokens").children;
-  const counts = {};
-  let total = 0;
-  for (let i = 0; i < spans.length; i++) {
-    const on = trained[i] === "1";
-    if (on !== (data.shown[i] === "1")) spans[i].classList.toggle("tr", on);
-    const kind = index.kinds[data.kinds[i]];
-    const c = (counts[kind] = counts[kind] || { tokens: 0, trained: 0 });
-    c.tokens += 1;
-    if (on) { c.trained += 1; total += 1; }
-  }
-  data.shown = trained;
-  const count = document.getElementById("trained-count");
-  count.textContent = num(total);
-  count.dataset.trained = total;
-  count.dataset.query = query;
-  document.getElementById("kind-counts").innerHTML = `<tr><th>kind</th><th class="n">tokens</th><th class="n">trained</th></tr>` +
-    index.kinds.filter((k) => counts[k]).map((k) => `<tr data-kind="${k}"><td><span class="swatch k-${k}"></span>${KIND_LABELS[k]}</td>
-      <td class="n">${num(counts[k].tokens)}</td><td class="n trained">${num(counts[k].trained)}</td></tr>`).join("");
-}
+// The token page (showTokens) is in tokens.js.
