@@ -150,3 +150,37 @@ def test_missing_relative_file_is_not_taken_for_a_hub_id(monkeypatch):
     monkeypatch.setattr("huggingface_hub.snapshot_download", lambda *a, **k: pytest.fail("downloaded"))
     with pytest.raises(TeichError, match="data/x.jsonl: no such file or folder"):
         load_traces("data/x.jsonl")
+
+
+def test_rows_without_tools_get_their_agents_offered_tools_in_memory_as_from_a_file(tmp_path):
+    """A row that names its agent (``trace_type``) and declares no tools gets the tools that agent offered,
+    whether it comes as a dict, a list, a ``Dataset`` or a line of a file: the same row, the same context."""
+    row = {
+        "messages": [
+            {"role": "user", "content": "Show README.md"},
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "read", "arguments": '{"path": "README.md"}'}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "# Demo"},
+            {"role": "assistant", "content": "It is a one-line README."},
+        ],
+        "metadata": {"trace_type": "pi"},
+    }
+    (tmp_path / "rows.jsonl").write_text(json.dumps(row) + "\n")
+    catalog = json.loads((Path(teich.traces.sources.__file__).parent / "catalogs" / "pi.json").read_text())
+    newest = max(catalog["entries"], key=lambda entry: tuple(int(part) for part in entry["version"].split(".")))
+    offered = [tool["function"]["name"] for tool in newest["tools"]]
+    loaded = {
+        "dict": load_traces(row),
+        "list": load_traces([row]),
+        "dataset": load_traces(datasets.Dataset.from_list([row])),
+        "file": load_traces(tmp_path / "rows.jsonl"),
+    }
+    for how, rows in loaded.items():
+        tools = json.loads(rows[0]["tools"])
+        assert [tool["function"]["name"] for tool in tools] == offered, how
+        assert json.loads(rows[0]["metadata"])["tool_schema_source"] == "catalog", how

@@ -345,7 +345,10 @@ def _row_examples(
         if row_format is None or not row_format.per_row:
             report.problems.append(Problem(where, number, "unknown row format"))
             continue
-        yield from _convert(row_format, [row], [number], where, report)
+        for outcome in _convert(row_format, [row], [number], where, report):
+            if isinstance(outcome, TrainingExample):
+                _complete_offered_tools(outcome, None)
+            yield outcome
 
 
 def _convert(
